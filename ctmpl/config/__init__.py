@@ -1,0 +1,1 @@
+"""Configuration: frozen models, duration parsing, file loading, layering and flags."""

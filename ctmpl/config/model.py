@@ -1,0 +1,146 @@
+"""Finalized configuration: frozen dataclasses with no ``None`` left to check.
+
+Every layer (defaults, config files, environment, flags) is merged first and finalized
+once by ``ctmpl.config.layers.finalize``; the rest of the program only reads these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+LogFormat = Literal["text", "json"]
+CatalogKind = Literal["file", "consul", "etcd"]
+ProxyKind = Literal["none", "nginx"]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Quiescence: wait ``min`` seconds of calm, never more than ``max`` after a change."""
+
+    min: float = 0.0
+    max: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        """False for ``0s``: render as soon as data changes."""
+        return self.min > 0
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Backoff for a failing source: ``backoff`` doubling up to ``max_backoff``."""
+
+    enabled: bool = True
+    attempts: int = 0  # 0 = retry forever (consul-template's default is 12)
+    backoff: float = 0.25
+    max_backoff: float = 60.0
+
+
+@dataclass(frozen=True)
+class TLS:
+    """Client TLS settings for a catalog connection."""
+
+    enabled: bool = False
+    verify: bool = True
+    ca_cert: str = ""
+    ca_path: str = ""
+    cert: str = ""
+    key: str = ""
+    server_name: str = ""
+
+
+@dataclass(frozen=True)
+class ConsulConfig:
+    """How to reach Consul (the ``consul { … }`` block and ``-consul-*`` flags)."""
+
+    address: str = "127.0.0.1:8500"
+    token: str = ""
+    auth_username: str = ""
+    auth_password: str = ""
+    ssl: TLS = TLS()
+    retry: Retry = Retry()
+
+
+@dataclass(frozen=True)
+class EtcdConfig:
+    """How to reach etcd: endpoints ``host:port``, a key prefix, TLS and credentials."""
+
+    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
+    prefix: str = ""
+    tls: TLS = TLS()
+    username: str = ""
+    password: str = ""
+    retry: Retry = Retry()
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """Which catalog to read and the blocking-query settings shared by all backends."""
+
+    kind: CatalogKind = "consul"
+    file_path: str = ""
+    consul: ConsulConfig = ConsulConfig()
+    etcd: EtcdConfig = EtcdConfig()
+    max_stale: float = 2.0
+    block_query_wait: float = 60.0
+
+
+@dataclass(frozen=True)
+class TemplateConfig:
+    """One ``template { … }`` block or ``-template src:dest:command`` flag."""
+
+    destination: str
+    source: str = ""
+    contents: str = ""
+    command: str = ""
+    command_timeout: float = 30.0
+    check: str = ""
+    check_mode: Literal["staged", "installed"] = "staged"
+    perms: int | Literal[-1] = -1  # -1: keep the old file's mode, else 0644
+    backup: bool = False
+    create_dest_dirs: bool = True
+    wait: Wait | None = None  # None: use the global wait
+    error_on_missing_key: bool = False
+    left_delimiter: str = ""
+    right_delimiter: str = ""
+    sandbox_path: str = ""
+    vars: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """How logs name this template: its source file, or the destination for inline ones."""
+        return self.source or f"(contents of {self.destination})"
+
+
+@dataclass(frozen=True)
+class NginxConfig:
+    """Built-in nginx control: binary, main config and pid file."""
+
+    binary: str = "nginx"
+    config: str = "/etc/nginx/nginx.conf"
+    pid_file: str = "/run/nginx.pid"
+    reload_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole finalized configuration."""
+
+    templates: tuple[TemplateConfig, ...] = ()
+    catalog: CatalogConfig = CatalogConfig()
+    wait: Wait = Wait()
+    once: bool = False
+    dry: bool = False
+    log_level: str = "info"
+    log_format: LogFormat = "text"
+    pid_file: str = ""
+    kill_signal: str = "SIGINT"
+    reload_signal: str = "SIGHUP"
+    command_error_fatal: bool = False
+    missing_dependency_warn: float = 30.0
+    proxy: ProxyKind = "none"
+    nginx: NginxConfig = NginxConfig()
+    vars: Mapping[str, str] = field(default_factory=dict)
+    config_paths: tuple[str, ...] = ()

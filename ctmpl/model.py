@@ -1,0 +1,189 @@
+"""Typed catalog data with consul-template's field names, and validation at the source boundary.
+
+Catalog data is untrusted: a registration whose name, address or port could inject
+proxy configuration is dropped with one warning; bad tags and metadata are dropped
+one by one, so the rest of the instance and all other instances keep rendering.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+Status = Literal["passing", "warning", "critical", "maintenance"]
+STATUSES: tuple[Status, ...] = ("passing", "warning", "critical", "maintenance")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+_TAG = re.compile(r"^[A-Za-z0-9_.:=/+@,-]{1,255}$")
+_META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f;{}\"'\\`$]")
+
+
+class InvalidEntry(ValueError):
+    """A catalog entry that must not reach a template."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instance of a service, as ``service("name")`` returns it."""
+
+    Name: str
+    ID: str
+    Address: str
+    Port: int
+    Tags: tuple[str, ...] = ()
+    Meta: Mapping[str, str] = field(default_factory=dict)
+    Node: str = ""
+    NodeAddress: str = ""
+    Status: Status = "passing"
+
+    @property
+    def ServiceMeta(self) -> Mapping[str, str]:
+        """consul-template's name for ``Meta``."""
+        return self.Meta
+
+
+@dataclass(frozen=True)
+class ServiceSummary:
+    """One entry of ``services()``: a service name and the union of its tags."""
+
+    Name: str
+    Tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Node:
+    """One entry of ``nodes()``."""
+
+    Node: str
+    Address: str
+    ID: str = ""
+    Datacenter: str = ""
+    Meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KVPair:
+    """One key: ``Path`` is the full key, ``Key`` the part below the queried prefix."""
+
+    Key: str
+    Path: str
+    Value: str
+
+
+def is_safe_name(name: str) -> bool:
+    """True when ``name`` may be used as a proxy identifier (upstream, backend)."""
+    return bool(_NAME.match(name))
+
+
+def is_valid_address(address: str) -> bool:
+    """True for an IPv4/IPv6 address or an RFC 1123 hostname."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return bool(_HOSTNAME.match(address))
+    return True
+
+
+def parse_port(value: Any) -> int:
+    """Return ``value`` as a port in 1..65535 or raise InvalidEntry."""
+    if isinstance(value, bool):
+        raise InvalidEntry(f"port {value!r} is not a number")
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise InvalidEntry(f"port {value!r} is not a number") from None
+    if not 1 <= port <= 65535:
+        raise InvalidEntry(f"port {port} is out of range 1-65535")
+    return port
+
+
+def clean_tags(where: str, tags: Iterable[Any]) -> tuple[str, ...]:
+    """Sorted, de-duplicated tags; unsafe ones are dropped with a warning."""
+    kept: set[str] = set()
+    for tag in tags:
+        if isinstance(tag, str) and _TAG.match(tag):
+            kept.add(tag)
+        else:
+            log.warning("%s: dropped unsafe tag %r", where, tag)
+    return tuple(sorted(kept))
+
+
+def clean_meta(where: str, meta: Mapping[Any, Any] | None) -> dict[str, str]:
+    """Metadata with unsafe keys or values dropped with a warning."""
+    kept: dict[str, str] = {}
+    for key, value in sorted((meta or {}).items(), key=lambda kv: str(kv[0])):
+        safe_key = isinstance(key, str) and _META_KEY.match(key)
+        if safe_key and isinstance(value, str) and not _UNSAFE_VALUE.search(value):
+            kept[key] = value
+            continue
+        log.warning("%s: dropped unsafe meta %r=%r", where, key, value)
+    return kept
+
+
+def make_instance(
+    where: str,
+    *,
+    name: str,
+    id: str,
+    address: Any,
+    port: Any,
+    tags: Iterable[Any] = (),
+    meta: Mapping[Any, Any] | None = None,
+    node: str = "",
+    node_address: str = "",
+    status: str = "passing",
+) -> Instance:
+    """Build a validated Instance; ``where`` names the entry in messages (key, file, query).
+
+    Raises InvalidEntry when the name, ID, address, port or status is unusable.
+    """
+    if not isinstance(name, str) or not is_safe_name(name):
+        raise InvalidEntry(f"{where}: service name {name!r} is not a safe identifier")
+    if not isinstance(id, str) or not id or _UNSAFE_VALUE.search(id) or " " in id:
+        raise InvalidEntry(f"{where}: instance id {id!r} is not a safe identifier")
+    if not isinstance(address, str) or not address or not is_valid_address(address):
+        raise InvalidEntry(f"{where}: address {address!r} is not an IP address or hostname")
+    try:
+        port_number = parse_port(port)
+    except InvalidEntry as exc:
+        raise InvalidEntry(f"{where}: {exc}") from None
+    if status not in STATUSES:
+        raise InvalidEntry(f"{where}: status {status!r} is not one of {', '.join(STATUSES)}")
+    if node and not is_safe_name(node):
+        raise InvalidEntry(f"{where}: node {node!r} is not a safe identifier")
+    if node_address and not is_valid_address(node_address):
+        node_address = ""
+    return Instance(
+        Name=name,
+        ID=id,
+        Address=address,
+        Port=port_number,
+        Tags=clean_tags(where, tags),
+        Meta=clean_meta(where, meta),
+        Node=node,
+        NodeAddress=node_address,
+        Status=status,
+    )
+
+
+def sort_instances(instances: Iterable[Instance]) -> tuple[Instance, ...]:
+    """Instances in the documented order: by node, then ID (then address and port)."""
+    return tuple(sorted(instances, key=lambda i: (i.Node, i.ID, i.Address, i.Port)))
+
+
+def summarize(instances: Iterable[Instance]) -> tuple[ServiceSummary, ...]:
+    """``services()`` data from instances: one entry per name with the union of tags."""
+    tags: dict[str, set[str]] = {}
+    for inst in instances:
+        tags.setdefault(inst.Name, set()).update(inst.Tags)
+    return tuple(ServiceSummary(Name=n, Tags=tuple(sorted(t))) for n, t in sorted(tags.items()))
