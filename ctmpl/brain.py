@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 
 
@@ -31,6 +32,6 @@ class Brain:
         for key in keys:
             self._data.pop(key, None)
 
-    def keys(self) -> set[str]:
+    def keys(self) -> builtins.set[str]:
         """Every key with data."""
         return set(self._data)

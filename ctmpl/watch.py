@@ -41,7 +41,7 @@ class WatchPolicy:
 
 def backoff_delay(retry: Retry, failures: int, rng: Callable[[], float] = random.random) -> float:
     """Delay before retry number ``failures`` (1-based): doubling with ±25% jitter, capped."""
-    base = min(retry.backoff * (2 ** (failures - 1)), retry.max_backoff)
+    base = min(retry.backoff * 2.0 ** (failures - 1), retry.max_backoff)
     return max(0.0, min(base * (0.75 + rng() / 2), retry.max_backoff))
 
 
