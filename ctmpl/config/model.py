@@ -122,6 +122,9 @@ class NginxConfig:
     config: str = "/etc/nginx/nginx.conf"
     pid_file: str = "/run/nginx.pid"
     reload_timeout: float = 10.0
+    prefix: str = ""  # nginx -p: base of relative paths in the config; "" = nginx's built-in prefix
+    globals: str = ""  # nginx -g: extra main-context directives, e.g. "worker_processes 2;"
+    error_log: str = ""  # where to read [emerg]/[alert] lines; "" = the config's own error_log
 
 
 @dataclass(frozen=True)
