@@ -1,0 +1,208 @@
+"""Layering: defaults < environment < config files (in order) < flags, finalized once."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ctmpl.config.files import config_files, load_file, read_secret_file
+from ctmpl.config.model import (
+    TLS,
+    CatalogConfig,
+    Config,
+    ConsulConfig,
+    EtcdConfig,
+    NginxConfig,
+    Retry,
+    TemplateConfig,
+    Wait,
+)
+from ctmpl.config.schema import as_bool, merge_into, parse_layer
+from ctmpl.errors import ConfigError, TemplateError
+
+log = logging.getLogger(__name__)
+
+_ENV_CONSUL = {
+    "CONSUL_HTTP_ADDR": ("address",),
+    "CONSUL_HTTP_TOKEN": ("token",),
+    "CONSUL_HTTP_TOKEN_FILE": ("token_file",),
+    "CONSUL_HTTP_SSL": ("ssl", "enabled"),
+    "CONSUL_HTTP_SSL_VERIFY": ("ssl", "verify"),
+    "CONSUL_CACERT": ("ssl", "ca_cert"),
+    "CONSUL_CAPATH": ("ssl", "ca_path"),
+    "CONSUL_CLIENT_CERT": ("ssl", "cert"),
+    "CONSUL_CLIENT_KEY": ("ssl", "key"),
+    "CONSUL_TLS_SERVER_NAME": ("ssl", "server_name"),
+}
+
+
+def env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``CONSUL_HTTP_*`` variables as a raw layer (checked like any other)."""
+    consul: dict[str, Any] = {}
+    for name, path in _ENV_CONSUL.items():
+        if environ.get(name):
+            target = consul
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = environ[name]
+    if environ.get("CONSUL_HTTP_AUTH"):
+        consul["auth"] = auth_block("CONSUL_HTTP_AUTH", environ["CONSUL_HTTP_AUTH"])
+    try:
+        return parse_layer({"consul": consul}) if consul else {}
+    except ConfigError as exc:
+        raise ConfigError(f"environment: {exc}") from None
+
+
+def auth_block(what: str, value: str) -> dict[str, Any]:
+    """``user:password`` as consul-template's auth block."""
+    user, sep, password = value.partition(":")
+    if not user:
+        raise ConfigError(f"{what}: expected user[:password]")
+    return {"enabled": True, "username": user, "password": password if sep else ""}
+
+
+def file_layers(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Each config file (directories in lexical order) as a checked layer."""
+    layers = []
+    for path in paths:
+        for file in config_files(path):
+            try:
+                layers.append(parse_layer(load_file(file)))
+            except ConfigError as exc:
+                text = str(exc)
+                raise ConfigError(
+                    text if text.startswith("config ") else f"config {file}: {text}"
+                ) from None
+    return layers
+
+
+def merge(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge checked layers in order; later wins."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merge_into(merged, layer)
+    return merged
+
+
+def finalize(raw: Mapping[str, Any], config_paths: Sequence[str] = ()) -> Config:
+    """Build the frozen Config from merged layers, reading token files and checking templates."""
+    wait = raw.get("wait", Wait())
+    vars_ = dict(raw.get("vars", {}))
+    delims = raw.get("default_delimiters", {})
+    templates = tuple(
+        _template(f"template[{i}]", t, delims, vars_) for i, t in enumerate(raw.get("template", []))
+    )
+    return Config(
+        templates=templates,
+        catalog=_catalog(raw),
+        wait=wait,
+        once=raw.get("once", False),
+        dry=raw.get("dry", False),
+        log_level=raw.get("log_level", "info"),
+        log_format=raw.get("log_format", "text"),
+        pid_file=raw.get("pid_file", ""),
+        kill_signal=raw.get("kill_signal", "SIGINT"),
+        reload_signal=raw.get("reload_signal", "SIGHUP"),
+        command_error_fatal=raw.get("command_error_fatal", False),
+        missing_dependency_warn=raw.get("missing_dependency_warn", 30.0),
+        proxy=raw.get("proxy", "none"),
+        nginx=NginxConfig(**raw.get("nginx", {})),
+        vars=vars_,
+        config_paths=tuple(config_paths),
+    )
+
+
+def _template(
+    where: str, raw: Mapping[str, Any], delims: Mapping[str, str], vars_: Mapping[str, str]
+) -> TemplateConfig:
+    fields = dict(raw)
+    if not fields.get("destination"):
+        raise ConfigError(f"{where}.destination: required")
+    source, contents = fields.get("source", ""), fields.get("contents", "")
+    if bool(source) == bool(contents):
+        raise ConfigError(f"{where}: set exactly one of source or contents")
+    if source and not Path(source).is_file():
+        raise TemplateError(f"template {source}: no such file")
+    if source and not os.access(source, os.R_OK):
+        raise TemplateError(f"template {source}: not readable")
+    fields.setdefault("left_delimiter", delims.get("left", ""))
+    fields.setdefault("right_delimiter", delims.get("right", ""))
+    fields["vars"] = {**vars_, **fields.get("vars", {})}
+    return TemplateConfig(**fields)
+
+
+def _catalog(raw: Mapping[str, Any]) -> CatalogConfig:
+    url = raw.get("catalog", "consul")
+    consul = _consul(raw.get("consul", {}))
+    etcd_raw = dict(raw.get("etcd", {}))
+    kind, file_path = "consul", ""
+    if url.startswith("file://"):
+        kind, file_path = "file", url.removeprefix("file://")
+        if not file_path:
+            raise ConfigError(f"catalog {url!r}: expected file://path/catalog.yaml")
+    elif url.startswith("etcd://"):
+        kind = "etcd"
+        etcd_raw = {**parse_etcd_url(url), **etcd_raw}
+    elif url != "consul":
+        raise ConfigError(f"catalog {url!r}: expected consul, etcd://host:port/prefix or file://path")
+    return CatalogConfig(
+        kind=kind,  # type: ignore[arg-type]
+        file_path=file_path,
+        consul=consul,
+        etcd=_etcd(etcd_raw),
+        max_stale=raw.get("max_stale", 2.0),
+        block_query_wait=raw.get("block_query_wait", 60.0),
+    )
+
+
+def parse_etcd_url(url: str) -> dict[str, Any]:
+    """``etcd://h1:2379,h2:2379/prefix`` as endpoints and prefix."""
+    rest = url.removeprefix("etcd://")
+    hosts, _, prefix = rest.partition("/")
+    endpoints = tuple(h.strip() for h in hosts.split(",") if h.strip())
+    for endpoint in endpoints:
+        host, sep, port = endpoint.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"catalog {url!r}: endpoint {endpoint!r} is not host:port")
+    if not endpoints:
+        raise ConfigError(f"catalog {url!r}: expected etcd://host:port[,host:port]/prefix")
+    return {"endpoints": endpoints, "prefix": prefix.strip("/")}
+
+
+def _tls(raw: Mapping[str, Any]) -> TLS:
+    return TLS(**raw)
+
+
+def _retry(raw: Mapping[str, Any]) -> Retry:
+    retry = Retry(**raw)
+    if retry.max_backoff < retry.backoff:
+        raise ConfigError("retry: max_backoff must not be less than backoff")
+    return retry
+
+
+def _consul(raw: Mapping[str, Any]) -> ConsulConfig:
+    token = raw.get("token", "")
+    if raw.get("token_file"):
+        token = read_secret_file("consul.token_file", raw["token_file"])
+    auth = raw.get("auth", {})
+    enabled = as_bool("consul.auth.enabled", auth.get("enabled", bool(auth.get("username"))))
+    return ConsulConfig(
+        address=raw.get("address", "127.0.0.1:8500"),
+        token=token,
+        auth_username=auth.get("username", "") if enabled else "",
+        auth_password=auth.get("password", "") if enabled else "",
+        ssl=_tls(raw.get("ssl", {})),
+        retry=_retry(raw.get("retry", {})),
+    )
+
+
+def _etcd(raw: Mapping[str, Any]) -> EtcdConfig:
+    fields = dict(raw)
+    fields["tls"] = _tls(fields.pop("ssl", {}))
+    fields["retry"] = _retry(fields.pop("retry", {}))
+    if "prefix" in fields:
+        fields["prefix"] = fields["prefix"].strip("/")
+    return EtcdConfig(**fields)

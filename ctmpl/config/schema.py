@@ -1,0 +1,262 @@
+"""The config schema: every key consul-template's HCL accepts (plus ctmpl's own), typed.
+
+``parse_layer`` checks one raw layer (a file, the environment, the flags) against the
+schema, so an unknown key or a bad value is reported with the file and the dotted path
+(``config app.hcl: template[0].wait.mni: unknown key``).
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ctmpl.config.durations import make_wait, parse_duration, parse_wait
+from ctmpl.errors import ConfigError
+
+Convert = Callable[[str, Any], Any]
+Schema = Mapping[str, "Convert | Schema"]
+
+
+def as_str(what: str, value: Any) -> str:
+    """A string (numbers are accepted and turned into text)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ConfigError(f"{what}: expected a string, got {value!r}")
+    return str(value)
+
+
+def as_bool(what: str, value: Any) -> bool:
+    """A boolean; ``"true"``/``"false"`` strings too, as Go's flag package accepts."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "1", "t", "false", "0", "f"):
+        return value.lower() in ("true", "1", "t")
+    raise ConfigError(f"{what}: expected true or false, got {value!r}")
+
+
+def as_int(what: str, value: Any) -> int:
+    """A non-negative whole number."""
+    try:
+        number = int(value) if not isinstance(value, bool) else -1
+    except (TypeError, ValueError):
+        number = -1
+    if number < 0:
+        raise ConfigError(f"{what}: expected a whole number ≥ 0, got {value!r}")
+    return number
+
+
+def as_perms(what: str, value: Any) -> int:
+    """File mode: ``"0644"`` or ``0644`` (HCL2 reads it as decimal 644: re-read as octal)."""
+    text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise ConfigError(f"{what}: expected an octal file mode like 0644, got {value!r}") from None
+    if not 0 <= mode <= 0o7777:
+        raise ConfigError(f"{what}: file mode {value!r} is out of range")
+    return mode
+
+
+def as_str_list(what: str, value: Any) -> tuple[str, ...]:
+    """A list of strings (a single string is a list of one)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"{what}: expected a list of strings, got {value!r}")
+    return tuple(as_str(f"{what}[{i}]", v) for i, v in enumerate(items))
+
+
+def as_str_map(what: str, value: Any) -> dict[str, str]:
+    """A map of strings (an HCL block or object)."""
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        value = {k: v for block in value for k, v in block.items()}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{what}: expected a map of strings, got {value!r}")
+    return {str(k): as_str(f"{what}.{k}", v) for k, v in value.items()}
+
+
+def as_signal(what: str, value: Any) -> str:
+    """A signal name such as SIGHUP (``HUP`` accepted)."""
+    name = as_str(what, value).upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    if not hasattr(signal.Signals, name):
+        raise ConfigError(f"{what}: unknown signal {value!r}")
+    return name
+
+
+def as_command(what: str, value: Any) -> str:
+    """A command: a shell string, or a list of arguments (quoted for the shell)."""
+    if isinstance(value, list):
+        return shlex.join(as_str_list(what, value))
+    return as_str(what, value)
+
+
+def one_of(*choices: str) -> Convert:
+    """A string restricted to ``choices``."""
+
+    def convert(what: str, value: Any) -> str:
+        text = as_str(what, value).lower()
+        if text not in choices:
+            raise ConfigError(f"{what}: {value!r} is not one of {', '.join(choices)}")
+        return text
+
+    return convert
+
+
+def as_wait(what: str, value: Any) -> Any:
+    """``"5s:10s"`` / ``"5s"``, or a block ``{ min = "5s" max = "10s" }``."""
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        value = value[0]
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"min", "max", "enabled"})
+        if unknown:
+            raise ConfigError(f"{what}.{unknown[0]}: unknown key")
+        if value.get("enabled") is False:
+            return parse_wait(what, 0)
+        if "min" not in value:
+            raise ConfigError(f"{what}.min: required")
+        low = parse_duration(f"{what}.min", value["min"])
+        high = parse_duration(f"{what}.max", value["max"]) if "max" in value else None
+        return make_wait(what, low, high)
+    return parse_wait(what, value)
+
+
+def duration(what: str, value: Any) -> float:
+    """A duration in seconds."""
+    return parse_duration(what, value)
+
+
+TLS_SCHEMA: Schema = {
+    "enabled": as_bool,
+    "verify": as_bool,
+    "ca_cert": as_str,
+    "ca_path": as_str,
+    "cert": as_str,
+    "key": as_str,
+    "server_name": as_str,
+}
+RETRY_SCHEMA: Schema = {
+    "enabled": as_bool,
+    "attempts": as_int,
+    "backoff": duration,
+    "max_backoff": duration,
+}
+CONSUL_SCHEMA: Schema = {
+    "address": as_str,
+    "token": as_str,
+    "token_file": as_str,
+    "auth": {"enabled": as_bool, "username": as_str, "password": as_str},
+    "ssl": TLS_SCHEMA,
+    "retry": RETRY_SCHEMA,
+}
+ETCD_SCHEMA: Schema = {
+    "endpoints": as_str_list,
+    "prefix": as_str,
+    "ssl": TLS_SCHEMA,
+    "username": as_str,
+    "password": as_str,
+    "retry": RETRY_SCHEMA,
+}
+TEMPLATE_SCHEMA: Schema = {
+    "source": as_str,
+    "destination": as_str,
+    "contents": as_str,
+    "command": as_command,
+    "command_timeout": duration,
+    "check": as_command,
+    "check_mode": one_of("staged", "installed"),
+    "perms": as_perms,
+    "backup": as_bool,
+    "create_dest_dirs": as_bool,
+    "wait": as_wait,
+    "error_on_missing_key": as_bool,
+    "left_delimiter": as_str,
+    "right_delimiter": as_str,
+    "sandbox_path": as_str,
+    "vars": as_str_map,
+}
+NGINX_SCHEMA: Schema = {
+    "binary": as_str,
+    "config": as_str,
+    "pid_file": as_str,
+    "reload_timeout": duration,
+}
+TOP_SCHEMA: Schema = {
+    "consul": CONSUL_SCHEMA,
+    "etcd": ETCD_SCHEMA,
+    "catalog": as_str,
+    "template": TEMPLATE_SCHEMA,
+    "wait": as_wait,
+    "log_level": one_of("trace", "debug", "info", "warn", "warning", "err", "error"),
+    "log_format": one_of("text", "json"),
+    "pid_file": as_str,
+    "kill_signal": as_signal,
+    "reload_signal": as_signal,
+    "max_stale": duration,
+    "block_query_wait": duration,
+    "command_error_fatal": as_bool,
+    "missing_dependency_warn": duration,
+    "proxy": one_of("none", "nginx"),
+    "nginx": NGINX_SCHEMA,
+    "vars": as_str_map,
+    "default_delimiters": {"left": as_str, "right": as_str},
+    "once": as_bool,
+    "dry": as_bool,
+}
+UNSUPPORTED = {
+    "vault": "Vault secrets are not supported",
+    "exec": "exec mode is not supported; run the proxy under its own supervisor",
+    "dedup": "de-duplication mode is not supported",
+    "deduplicate": "de-duplication mode is not supported",
+}
+REPEATED = {"template"}
+
+
+def parse_layer(
+    raw: Mapping[str, Any], schema: Schema = TOP_SCHEMA, path: str = ""
+) -> dict[str, Any]:
+    """Check and convert one raw layer; raise ConfigError naming the dotted path."""
+    result: dict[str, Any] = {}
+    for key, value in raw.items():
+        where = f"{path}{key}"
+        if not path and key in UNSUPPORTED:
+            raise ConfigError(f"{where}: {UNSUPPORTED[key]} (remove it from the config)")
+        if key not in schema:
+            raise ConfigError(f"{where}: unknown key")
+        spec = schema[key]
+        if not path and key in REPEATED:
+            blocks = value if isinstance(value, list) else [value]
+            result[key] = [_block(f"{where}[{i}]", b, spec) for i, b in enumerate(blocks)]
+        elif isinstance(spec, Mapping):
+            result[key] = _merged_blocks(where, value, spec)
+        else:
+            result[key] = spec(where, value)
+    return result
+
+
+def _block(where: str, value: Any, spec: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a block, got {value!r}")
+    return parse_layer(value, spec, f"{where}.")
+
+
+def _merged_blocks(where: str, value: Any, spec: Schema) -> dict[str, Any]:
+    blocks = value if isinstance(value, list) else [value]
+    merged: dict[str, Any] = {}
+    for block in blocks:
+        merge_into(merged, _block(where, block, spec))
+    return merged
+
+
+def merge_into(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge a parsed layer into ``base``: later wins, blocks merge, templates append."""
+    for key, value in layer.items():
+        if key in REPEATED and isinstance(value, list):
+            base.setdefault(key, []).extend(value)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict) and key != "vars":
+            merge_into(base[key], value)
+        elif key == "vars" and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return base

@@ -1,0 +1,139 @@
+"""The file catalog: services, nodes and KV from a YAML or JSON file, watched with watchdog.
+
+The index is a generation counter bumped on every successful reload. A malformed file
+at start is an error (exit code 5); a malformed edit later is logged and the last good
+data stays, so a typo never empties a rendered config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from ctmpl.config.model import CatalogConfig
+from ctmpl.errors import SourceError
+from ctmpl.model import KVPair, summarize
+from ctmpl.sources.base import Query, ServiceSpec, filter_instances, relative_pairs
+from ctmpl.sources.file_parse import Snapshot, read_catalog
+
+log = logging.getLogger(__name__)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, catalog: FileCatalog) -> None:
+        self._catalog = catalog
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        paths = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
+        if str(self._catalog.path) in paths and event.event_type != "opened":
+            self._catalog.notify_threadsafe()
+
+
+class _FileQuery:
+    def __init__(self, catalog: FileCatalog, key: str, derive: Any) -> None:
+        self.key = key
+        self._catalog = catalog
+        self._derive = derive
+
+    async def fetch(self, index: int) -> tuple[object, int]:
+        snapshot, generation = await self._catalog.wait_past(index)
+        return self._derive(snapshot), generation
+
+
+class FileCatalog:
+    """A catalog read from one file and re-read whenever the file changes."""
+
+    name = "file"
+
+    def __init__(self, config: CatalogConfig) -> None:
+        self.path = Path(config.file_path).absolute()
+        self._wait = config.block_query_wait
+        self._warned: set[str] = set()
+        self._snapshot = read_catalog(self.path, self._warned)
+        self._generation = 1
+        self._changed: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._observer: Any = None
+
+    def start(self) -> None:
+        """Start watching the file (daemon mode); must run inside the event loop."""
+        if self._observer is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self._observer = Observer()
+        self._observer.schedule(_Handler(self), str(self.path.parent), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()
+
+    def notify_threadsafe(self) -> None:
+        """Called from the watchdog thread: re-read the file on the event loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.reload)
+
+    def reload(self) -> bool:
+        """Re-read the file; keep the last good data when the new version is malformed."""
+        try:
+            snapshot = read_catalog(self.path, self._warned)
+        except SourceError as exc:
+            log.error("%s; keeping the last good catalog", exc)
+            return False
+        if snapshot == self._snapshot:
+            return False
+        self._snapshot = snapshot
+        self._generation += 1
+        log.debug("catalog %s: reloaded (generation %d)", self.path, self._generation)
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = asyncio.Event()
+        return True
+
+    async def wait_past(self, index: int) -> tuple[Snapshot, int]:
+        """The snapshot once its generation passes ``index`` (or the block wait ends)."""
+        if index and index >= self._generation and self._changed is not None:
+            event = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), self._wait)
+        return self._snapshot, self._generation
+
+    def services(self) -> Query:
+        """Every service with the union of its tags."""
+        return _FileQuery(self, "file.services", lambda s: summarize(s.instances))
+
+    def service(self, spec: ServiceSpec) -> Query:
+        """Instances of one service matching the spec's tag and status filters."""
+        return _FileQuery(
+            self, f"file.service({spec.key})", lambda s: filter_instances(spec, s.instances)
+        )
+
+    def nodes(self) -> Query:
+        """Every node listed in the file."""
+        return _FileQuery(self, "file.nodes", lambda s: s.nodes)
+
+    def key(self, path: str) -> Query:
+        """One KV key, or None when absent."""
+
+        def derive(s: Snapshot) -> KVPair | None:
+            value = (s.kv or {}).get(path)
+            return None if value is None else KVPair(Key=path, Path=path, Value=value)
+
+        return _FileQuery(self, f"file.key({path})", derive)
+
+    def tree(self, prefix: str) -> Query:
+        """Every key below ``prefix``."""
+        return _FileQuery(
+            self, f"file.tree({prefix})", lambda s: relative_pairs(prefix, (s.kv or {}).items())
+        )
+
+    async def aclose(self) -> None:
+        """Stop the file watcher."""
+        if self._observer is not None:
+            observer, self._observer = self._observer, None
+            observer.stop()
+            await asyncio.to_thread(observer.join, 5)

@@ -1,0 +1,155 @@
+"""Parse a file catalog (YAML or JSON) into validated, sorted data.
+
+Format::
+
+    services:
+      web-app:
+        - {id: web-app-1, node: node-1, address: 10.0.0.1, port: 8080,
+           tags: [calico], meta: {version: "1"}, status: passing}
+    nodes:
+      - {node: node-1, address: 10.0.0.1}
+    kv:
+      app/config/greeting: hello
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ctmpl.errors import SourceError
+from ctmpl.model import (
+    Instance,
+    InvalidEntry,
+    Node,
+    is_safe_name,
+    is_valid_address,
+    make_instance,
+    sort_instances,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one version of the catalog file says."""
+
+    instances: tuple[Instance, ...] = ()
+    nodes: tuple[Node, ...] = ()
+    kv: Mapping[str, str] | None = None
+
+
+def read_catalog(path: Path, warned: set[str]) -> Snapshot:
+    """Read and validate ``path``; SourceError with file:line:column when malformed.
+
+    Invalid entries are dropped with one warning each; ``warned`` remembers which were
+    reported so an unchanged bad entry is not reported on every reload.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(f"catalog {path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SourceError(f"catalog {path}: not UTF-8 text") from None
+    data = _decode(path, text)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SourceError(f"catalog {path}: top level must be a mapping")
+    unknown = sorted(set(data) - {"services", "nodes", "kv"})
+    if unknown:
+        raise SourceError(f"catalog {path}: unknown key {unknown[0]!r} (use services, nodes, kv)")
+    return Snapshot(
+        instances=_instances(path, data.get("services") or {}, warned),
+        nodes=_nodes(path, data.get("nodes") or [], warned),
+        kv=_kv(path, data.get("kv") or {}),
+    )
+
+
+def _decode(path: Path, text: str) -> Any:
+    if path.suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"catalog {path}:{exc.lineno}:{exc.colno}: {exc.msg}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise SourceError(f"catalog {where}: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SourceError(f"catalog {path}: {exc}") from None
+
+
+def _warn_once(warned: set[str], message: str) -> None:
+    if message not in warned:
+        warned.add(message)
+        log.warning("%s; entry skipped", message)
+
+
+def _instances(path: Path, services: Any, warned: set[str]) -> tuple[Instance, ...]:
+    if not isinstance(services, dict):
+        raise SourceError(f"catalog {path}: services must map names to lists of instances")
+    found: list[Instance] = []
+    for name, entries in services.items():
+        if not isinstance(entries, list):
+            _warn_once(warned, f"catalog {path}: services.{name} is not a list of instances")
+            continue
+        for i, entry in enumerate(entries):
+            where = f"catalog {path}: services.{name}[{i}]"
+            try:
+                found.append(_instance(where, str(name), entry))
+            except InvalidEntry as exc:
+                _warn_once(warned, str(exc))
+    return sort_instances(found)
+
+
+def _instance(where: str, name: str, entry: Any) -> Instance:
+    if not isinstance(entry, dict):
+        raise InvalidEntry(f"{where}: expected a mapping with address and port")
+    tags = entry.get("tags") or []
+    return make_instance(
+        where,
+        name=name,
+        id=str(entry.get("id") or f"{name}-{entry.get('address')}-{entry.get('port')}"),
+        address=entry.get("address"),
+        port=entry.get("port"),
+        tags=tags if isinstance(tags, list) else [tags],
+        meta=entry.get("meta") if isinstance(entry.get("meta"), dict) else None,
+        node=str(entry.get("node") or ""),
+        status=str(entry.get("status") or "passing"),
+    )
+
+
+def _nodes(path: Path, nodes: Any, warned: set[str]) -> tuple[Node, ...]:
+    if not isinstance(nodes, list):
+        raise SourceError(f"catalog {path}: nodes must be a list")
+    found = []
+    for i, entry in enumerate(nodes):
+        node = entry.get("node") if isinstance(entry, dict) else None
+        address = entry.get("address") if isinstance(entry, dict) else None
+        if not (isinstance(node, str) and is_safe_name(node)):
+            _warn_once(warned, f"catalog {path}: nodes[{i}]: node {node!r} is not a safe name")
+        elif not (isinstance(address, str) and is_valid_address(address)):
+            _warn_once(warned, f"catalog {path}: nodes[{i}]: address {address!r} is invalid")
+        else:
+            found.append(Node(Node=node, Address=address, Datacenter="dc1"))
+    return tuple(sorted(found, key=lambda n: n.Node))
+
+
+def _kv(path: Path, kv: Any) -> dict[str, str]:
+    if not isinstance(kv, dict):
+        raise SourceError(f"catalog {path}: kv must map keys to values")
+    result: dict[str, str] = {}
+    for key, value in kv.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        result[str(key).strip("/")] = text
+    return dict(sorted(result.items()))

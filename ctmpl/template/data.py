@@ -1,0 +1,129 @@
+"""Data functions for templates; calling one records the query it depends on.
+
+If the brain has no data for a query yet, the function returns an empty value and the
+render is marked incomplete (an incomplete render is never written). ``key`` of an absent
+key and ``safeLs``/``safeTree`` of an empty prefix also keep the render incomplete, as in
+consul-template, so an emptied prefix never wipes a file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctmpl.brain import Brain
+from ctmpl.errors import TemplateError
+from ctmpl.model import KVPair
+from ctmpl.sources.base import Catalog, Query, kv_path, parse_service
+
+
+@dataclass
+class Dependencies:
+    """What one render used, and which of those had no usable data."""
+
+    queries: dict[str, Query] = field(default_factory=dict)
+    missing: set[str] = field(default_factory=set)
+
+    @property
+    def complete(self) -> bool:
+        """True when every query the render used had data."""
+        return not self.missing
+
+
+class DataFunctions:
+    """The catalog-backed functions one render sees."""
+
+    def __init__(self, catalog: Catalog, brain: Brain, sandbox: str = "") -> None:
+        self._catalog = catalog
+        self._brain = brain
+        self._sandbox = Path(sandbox).resolve() if sandbox else None
+        self.deps = Dependencies()
+
+    def _data(self, query: Query, empty: Any) -> Any:
+        self.deps.queries[query.key] = query
+        if not self._brain.has(query.key):
+            self.deps.missing.add(query.key)
+            return empty
+        return self._brain.get(query.key)
+
+    def services(self) -> Any:
+        """``services()``: every service name with its tags."""
+        return self._data(self._catalog.services(), ())
+
+    def service(self, name: str, status: str | None = None) -> Any:
+        """``service("[tag.]name[|status,…]")``: matching instances, healthy ones by default."""
+        spec = parse_service(name, status)
+        return self._data(self._catalog.service(spec), ())
+
+    def nodes(self) -> Any:
+        """``nodes()``: every node of the catalog."""
+        return self._data(self._catalog.nodes(), ())
+
+    def key(self, path: str) -> str:
+        """``key("path")``: the value; the render waits until the key exists."""
+        query = self._catalog.key(kv_path("key", path))
+        pair = self._data(query, None)
+        if pair is None:
+            self.deps.missing.add(query.key)
+            return ""
+        return str(pair.Value)
+
+    def key_or_default(self, path: str, default: str = "") -> str:
+        """``keyOrDefault("path", "default")``: the value, or the default when absent."""
+        pair = self._data(self._catalog.key(kv_path("keyOrDefault", path)), None)
+        return default if pair is None else str(pair.Value)
+
+    def tree(self, prefix: str = "") -> Any:
+        """``tree("prefix")``: every key below the prefix, sorted."""
+        return self._data(self._catalog.tree(kv_path("tree", prefix, allow_empty=True)), ())
+
+    def ls(self, prefix: str = "") -> tuple[KVPair, ...]:
+        """``ls("prefix")``: the keys directly below the prefix (no folders)."""
+        pairs = self._data(self._catalog.tree(kv_path("ls", prefix, allow_empty=True)), ())
+        return tuple(p for p in pairs if "/" not in p.Key)
+
+    def safe_tree(self, prefix: str = "") -> Any:
+        """``safeTree``: like tree, but an empty result keeps the render from being written."""
+        return self._refuse_empty(self.tree(prefix), "safeTree", prefix)
+
+    def safe_ls(self, prefix: str = "") -> Any:
+        """``safeLs``: like ls, but an empty result keeps the render from being written."""
+        return self._refuse_empty(self.ls(prefix), "safeLs", prefix)
+
+    def _refuse_empty(self, pairs: Any, func: str, prefix: str) -> Any:
+        if not pairs:
+            self.deps.missing.add(f"{func}({prefix})")
+        return pairs
+
+    @staticmethod
+    def env(name: str, default: str = "") -> str:
+        """``env("NAME")``: an environment variable of the ctmpl process."""
+        return os.environ.get(name, default)
+
+    def file(self, path: str) -> str:
+        """``file("path")``: a local file's text, confined to ``sandbox_path`` when set."""
+        target = Path(path).resolve()
+        if self._sandbox is not None and not target.is_relative_to(self._sandbox):
+            raise TemplateError(f"file({path!r}): outside the sandbox {self._sandbox}")
+        try:
+            return target.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"file({path!r}): cannot read: {exc}") from None
+
+    def globals(self) -> dict[str, Any]:
+        """The functions under consul-template's names."""
+        return {
+            "services": self.services,
+            "service": self.service,
+            "nodes": self.nodes,
+            "key": self.key,
+            "keyOrDefault": self.key_or_default,
+            "ls": self.ls,
+            "tree": self.tree,
+            "safeLs": self.safe_ls,
+            "safeTree": self.safe_tree,
+            "env": self.env,
+            "file": self.file,
+        }

@@ -1,0 +1,112 @@
+"""Load and render one template in a Jinja2 sandbox, mapping errors to ``file:line``."""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from ctmpl.brain import Brain
+from ctmpl.config.model import TemplateConfig
+from ctmpl.errors import CtmplError, TemplateError
+from ctmpl.sources.base import Catalog
+from ctmpl.template.data import DataFunctions, Dependencies
+from ctmpl.template.helpers import FILTERS, GLOBALS
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The bytes of one render and what it depended on."""
+
+    content: bytes
+    deps: Dependencies
+
+    @property
+    def complete(self) -> bool:
+        """False when data was missing: such a render must not be written."""
+        return self.deps.complete
+
+
+class Template:
+    """A compiled template bound to its config; render it as often as data changes."""
+
+    def __init__(self, config: TemplateConfig) -> None:
+        self.config = config
+        self.name = config.name
+        self._env = _environment(config)
+        self._template = self._compile()
+
+    def _compile(self) -> jinja2.Template:
+        source = self.config.contents
+        if self.config.source:
+            try:
+                source = Path(self.config.source).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise TemplateError(f"template {self.name}: cannot read: {exc.strerror}") from None
+            except UnicodeDecodeError:
+                raise TemplateError(f"template {self.name}: not UTF-8 text") from None
+        try:
+            return self._env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(f"template {self.name}:{exc.lineno}: {exc.message}") from None
+
+    def render(self, catalog: Catalog, brain: Brain) -> Rendered:
+        """Render against the brain's current data; TemplateError names file and line."""
+        data = DataFunctions(catalog, brain, self.config.sandbox_path)
+        variables: dict[str, Any] = {**data.globals(), **self.config.vars}
+        variables["vars"] = dict(self.config.vars)
+        try:
+            text = self._template.render(variables)
+        except CtmplError as exc:
+            raise TemplateError(f"template {self.name}:{_line(exc)}: {exc}") from None
+        except jinja2.UndefinedError as exc:
+            message = _undefined_message(str(exc.message))
+            raise TemplateError(f"template {self.name}:{_line(exc)}: {message}") from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template {self.name}:{_line(exc)}: {exc}") from None
+        except Exception as exc:
+            raise TemplateError(f"template {self.name}:{_line(exc)}: {exc!r}") from None
+        if not text.endswith("\n") and text:
+            text += "\n"
+        return Rendered(content=text.encode("utf-8"), deps=data.deps)
+
+
+def _environment(config: TemplateConfig) -> SandboxedEnvironment:
+    options: dict[str, Any] = {
+        "keep_trailing_newline": True,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+        "autoescape": False,
+    }
+    if config.left_delimiter:
+        options["variable_start_string"] = config.left_delimiter
+    if config.right_delimiter:
+        options["variable_end_string"] = config.right_delimiter
+    if config.error_on_missing_key:
+        options["undefined"] = jinja2.StrictUndefined
+    env = SandboxedEnvironment(**options)
+    env.globals.update(GLOBALS)
+    env.filters.update(FILTERS)
+    return env
+
+
+def _undefined_message(message: str) -> str:
+    if message.endswith("is undefined") and message.startswith("'"):
+        name = message.split("'")[1]
+        return f"unknown function or variable {name!r}"
+    return message
+
+
+def _line(exc: BaseException) -> str:
+    """The template line an error was raised on ('?' when unknown)."""
+    tb: TracebackType | None = exc.__traceback__
+    line = "?"
+    for frame, lineno in traceback.walk_tb(tb):
+        if frame.f_code.co_filename == "<template>":
+            line = str(lineno)
+    return line
