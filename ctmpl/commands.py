@@ -1,0 +1,90 @@
+"""Run the commands of templates whose files changed: de-duplicated, in config order, timed.
+
+A command runs through ``/bin/sh -c`` as in consul-template, in its own process group so
+a timeout kills the whole tree. Output is logged line by line, never interpreted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ctmpl.errors import CommandFailed
+
+log = logging.getLogger(__name__)
+
+MAX_LOGGED_OUTPUT = 8192
+
+
+@dataclass(frozen=True)
+class Command:
+    """A shell command with its timeout in seconds."""
+
+    text: str
+    timeout: float = 30.0
+
+
+def unique_in_order(commands: Iterable[Command]) -> list[Command]:
+    """Drop repeats (same text) keeping the first position, as consul-template does."""
+    seen: set[str] = set()
+    result = []
+    for command in commands:
+        if command.text and command.text not in seen:
+            seen.add(command.text)
+            result.append(command)
+    return result
+
+
+async def run_command(command: Command, env: dict[str, str] | None = None) -> None:
+    """Run one command; CommandFailed on a non-zero exit, a signal or a timeout."""
+    log.info("running command: %s", command.text)
+    proc = await asyncio.create_subprocess_shell(
+        command.text,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        env=env,
+    )
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), command.timeout)
+    except TimeoutError:
+        _kill_group(proc.pid)
+        await proc.wait()
+        raise CommandFailed(
+            f"command {command.text!r}: timed out after {command.timeout:g}s (killed)"
+        ) from None
+    except asyncio.CancelledError:
+        _kill_group(proc.pid)
+        raise
+    text = output[:MAX_LOGGED_OUTPUT].decode("utf-8", "replace").rstrip()
+    for line in text.splitlines():
+        log.info("command %r: %s", command.text, line)
+    if proc.returncode != 0:
+        last = text.splitlines()[-1] if text else ""
+        detail = f": {last}" if last else ""
+        raise CommandFailed(
+            f"command {command.text!r}: exited with status {proc.returncode}{detail}"
+        )
+
+
+async def run_commands(commands: Iterable[Command]) -> list[CommandFailed]:
+    """Run de-duplicated commands in order; return the failures (every command runs)."""
+    failures = []
+    for command in unique_in_order(commands):
+        try:
+            await run_command(command)
+        except CommandFailed as exc:
+            log.error("%s", exc)
+            failures.append(exc)
+    return failures
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

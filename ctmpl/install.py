@@ -1,0 +1,151 @@
+"""Atomic install: temp file beside the destination, fsync, keep mode and owner, rename.
+
+Writes only when the bytes change. Where rename cannot work because the destination is a
+single-file bind mount (EBUSY), the file is rewritten in place. A failure never leaves a
+partial destination file behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ctmpl.errors import InstallError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PERMS = 0o644
+
+
+@dataclass(frozen=True)
+class InstallOptions:
+    """How to install: mode (-1 keeps the old one, else 0644), backup, parent creation."""
+
+    perms: int = -1
+    backup: bool = False
+    create_dirs: bool = True
+
+
+def read_current(path: Path) -> bytes | None:
+    """The destination's bytes, or None when it does not exist or cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def install(path: Path, content: bytes, options: InstallOptions = InstallOptions()) -> bool:
+    """Install ``content`` at ``path``; False (nothing written) when it is unchanged."""
+    current = read_current(path)
+    if current == content:
+        return False
+    if options.create_dirs:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror
+            raise InstallError(f"install {path}: cannot create {path.parent}: {reason}") from None
+    old = _stat(path)
+    mode = options.perms if options.perms >= 0 else (old.st_mode & 0o7777 if old else DEFAULT_PERMS)
+    if options.backup and current is not None:
+        backup(path)
+    tmp = _write_temp(path, content, mode)
+    try:
+        if old is not None:
+            _chown(tmp, old.st_uid, old.st_gid)
+        _replace(tmp, path, content, mode)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return True
+
+
+def backup(path: Path) -> Path:
+    """Copy ``path`` to ``path.bak`` (mode and times kept), atomically."""
+    target = path.with_name(path.name + ".bak")
+    tmp = _write_temp(target, path.read_bytes(), _stat(path).st_mode & 0o7777)  # type: ignore[union-attr]
+    os.replace(tmp, target)
+    return target
+
+
+def restore(path: Path) -> bool:
+    """Put ``path.bak`` back in place (used to roll back a failed check)."""
+    source = path.with_name(path.name + ".bak")
+    if not source.exists():
+        return False
+    install(path, source.read_bytes(), InstallOptions(perms=-1, backup=False))
+    return True
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _write_temp(path: Path, content: bytes, mode: int) -> Path:
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        reason = exc.strerror
+        raise InstallError(f"install {path}: cannot write in {path.parent}: {reason}") from None
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InstallError(f"install {path}: cannot write: {exc.strerror}") from None
+    return tmp
+
+
+def _chown(path: Path, uid: int, gid: int) -> None:
+    try:
+        os.chown(path, uid, gid)
+    except PermissionError:
+        log.debug("install %s: cannot keep owner %d:%d (not permitted)", path, uid, gid)
+
+
+def _replace(tmp: Path, path: Path, content: bytes, mode: int) -> None:
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.EBUSY, errno.EXDEV):
+            raise InstallError(f"install {path}: cannot replace: {exc.strerror}") from None
+        # A single-file bind mount (Docker, Kubernetes subPath) cannot be renamed over:
+        # rewrite it in place from the fully written temp file.
+        log.debug("install %s: rename failed (%s), writing in place", path, exc.strerror)
+        _write_in_place(tmp, path)
+
+
+def _write_in_place(tmp: Path, path: Path) -> None:
+    try:
+        with tmp.open("rb") as src, path.open("r+b") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.truncate()
+            dst.flush()
+            os.fsync(dst.fileno())
+    except OSError as exc:
+        raise InstallError(f"install {path}: cannot write in place: {exc.strerror}") from None
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
