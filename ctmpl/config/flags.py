@@ -54,6 +54,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("nginx-bin", "nginx.binary", help="nginx binary (default nginx)", metavar="PATH"),
     Flag("nginx-conf", "nginx.config", help="nginx main config", metavar="PATH"),
     Flag("nginx-pid", "nginx.pid_file", help="nginx pid file", metavar="PATH"),
+    Flag("nginx-prefix", "nginx.prefix", help="nginx -p prefix", metavar="PATH"),
     Flag("consul-addr", "consul.address", help="Consul agent address", metavar="ADDR"),
     Flag("consul-token", "consul.token", "token", "ACL token (prefer -consul-token-file)"),
     Flag("consul-token-file", "consul.token_file", help="file holding the ACL token"),

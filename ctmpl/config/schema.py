@@ -180,6 +180,9 @@ NGINX_SCHEMA: Schema = {
     "config": as_str,
     "pid_file": as_str,
     "reload_timeout": duration,
+    "prefix": as_str,
+    "globals": as_str,
+    "error_log": as_str,
 }
 TOP_SCHEMA: Schema = {
     "consul": CONSUL_SCHEMA,

@@ -1,0 +1,92 @@
+"""Check before install: validate rendered config before it goes live.
+
+``staged`` (default): the content is written to a staged file beside the destination and
+the check command runs against it (``{{staged}}`` in the command names that file); the
+live file is untouched unless the check passes.
+
+``installed``: for an include snippet that can only be judged inside the whole config, the
+file is installed with a backup, checked, and rolled back if the check fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shlex
+import tempfile
+from pathlib import Path
+
+from ctmpl.errors import CheckFailed
+from ctmpl.install import InstallOptions, install, read_current
+
+log = logging.getLogger(__name__)
+
+_PLACEHOLDER = re.compile(r"\{\{\s*staged\s*\}\}|\{staged\}")
+MAX_OUTPUT = 4096
+
+
+def expand(command: str, path: Path) -> str:
+    """The check command with ``{{staged}}`` replaced by the shell-quoted path."""
+    return _PLACEHOLDER.sub(lambda _: shlex.quote(str(path)), command)
+
+
+async def run_check(command: str, path: Path, timeout: float = 60.0) -> None:
+    """Run the check against ``path``; CheckFailed carries the checker's output."""
+    text = expand(command, path)
+    proc = await asyncio.create_subprocess_shell(
+        text,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        output, _ = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise CheckFailed(f"check {text!r}: timed out after {timeout:g}s") from None
+    if proc.returncode != 0:
+        detail = output[:MAX_OUTPUT].decode("utf-8", "replace").strip().replace("\n", " | ")
+        raise CheckFailed(f"check {text!r} failed (status {proc.returncode}): {detail}")
+    log.info("checked %s: %s passed", path, text)
+
+
+async def check_staged(command: str, dest: Path, content: bytes) -> None:
+    """Write ``content`` to a staged file beside ``dest`` and check it; always clean up."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.stem}.staged.", suffix=dest.suffix, dir=dest.parent)
+    staged = Path(name)
+    try:
+        with open(fd, "wb") as handle:
+            handle.write(content)
+        await run_check(command, staged)
+    finally:
+        with contextlib.suppress(OSError):
+            staged.unlink()
+
+
+async def install_checked(
+    command: str, dest: Path, content: bytes, options: InstallOptions
+) -> bool:
+    """Install, check the live file, and roll back to the previous bytes when it fails."""
+    previous = read_current(dest)
+    changed = install(dest, content, options)
+    if not changed:
+        return False
+    try:
+        await run_check(command, dest)
+    except CheckFailed:
+        rollback(dest, previous)
+        raise
+    return True
+
+
+def rollback(dest: Path, previous: bytes | None) -> None:
+    """Restore the previous bytes, or remove a file that did not exist before."""
+    if previous is None:
+        dest.unlink(missing_ok=True)
+    else:
+        install(dest, previous, InstallOptions(perms=-1))
+    log.warning("rolled back %s to the last good version", dest)
