@@ -1,0 +1,174 @@
+"""A live copy of one etcd key range: one read, then a watch from the next revision.
+
+Every query over the same range shares one cache (service queries all share the
+catalog prefix). The background task never retries on its own: a failure is handed
+to the blocked fetches as ``EtcdUnavailable``, and the next fetch starts a new task
+that resumes the watch at the last seen revision + 1, so no change is lost. If that
+revision was compacted meanwhile, the range is read again in full
+(https://etcd.io/docs/v3.4/learning/api/#watch-streams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+
+from aetcd import rpc
+
+from ctmpl.sources.etcd_client import EtcdConnection, EtcdUnavailable, Session, describe
+
+log = logging.getLogger(__name__)
+
+Values = Mapping[bytes, bytes]
+
+
+class _Compacted(Exception):
+    """The watch's start revision is gone; only a full read can catch up."""
+
+
+class RangeCache:
+    """Keys in ``[start, end)`` (a single key when ``end`` is empty) kept current by a watch."""
+
+    def __init__(self, conn: EtcdConnection, start: bytes, end: bytes) -> None:
+        self._conn = conn
+        self._start = start
+        self._end = end
+        self._values: dict[bytes, bytes] = {}
+        self.index = 0  # revision of the last change to the values (0: never read)
+        self._seen = 0  # the values are known current up to this revision
+        self._live = False  # a watch is established and the values are current
+        self._error: EtcdUnavailable | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    async def wait(self, index: int, block: float) -> tuple[Values, int]:
+        """Current (values, index); blocks while ``index`` is current, up to ``block`` s.
+
+        Raises EtcdUnavailable when the connection fails before data is available or
+        while blocked; the next call reconnects.
+        """
+        self._ensure_running()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + block
+        while True:
+            if self._error is not None:
+                raise self._error
+            remaining = deadline - loop.time()
+            if self._live and (index != self.index or remaining <= 0):
+                return dict(self._values), self.index
+            wake = self._wake
+            # While (re)connecting, wait for the task's verdict: it has its own timeouts.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), remaining if self._live else None)
+
+    async def aclose(self) -> None:
+        """Stop the background watch."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _ensure_running(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        self._error = None
+        self._task = asyncio.create_task(self._run(), name=f"etcd watch {self._start!r}")
+
+    def _notify(self) -> None:
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    async def _run(self) -> None:
+        session: Session | None = None
+        try:
+            session = await self._conn.open()
+            need_read = self.index == 0
+            while True:
+                if need_read:
+                    await self._read(session)
+                try:
+                    await self._watch(session)
+                except _Compacted:
+                    log.info("etcd: revision %d of %r was compacted; reading it again",
+                             self._seen + 1, self._start)
+                    need_read = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            endpoint = session.endpoint if session else "etcd"
+            error = describe(exc, endpoint)
+            log.debug("etcd: watch of %r failed: %s", self._start, error)
+            if session is not None and error.reconnect:
+                await self._conn.reset(session)
+            self._live, self._error = False, error
+            self._notify()
+
+    async def _read(self, session: Session) -> None:
+        request = rpc.RangeRequest(key=self._start, range_end=self._end)
+        reply = await session.kv.Range(
+            request, timeout=self._conn.timeout, metadata=session.metadata
+        )
+        values = {kv.key: kv.value for kv in reply.kvs}
+        if self.index == 0 or values != self._values:
+            self._values, self.index = values, reply.header.revision
+        self._seen = reply.header.revision
+        self._notify()
+
+    async def _watch(self, session: Session) -> None:
+        create = rpc.WatchCreateRequest(
+            key=self._start,
+            range_end=self._end,
+            start_revision=self._seen + 1,
+            progress_notify=True,
+        )
+        call = session.watch.Watch(_requests(create), metadata=session.metadata)
+        try:
+            replies = aiter(call)
+            async with asyncio.timeout(self._conn.timeout):
+                first = await anext(replies)
+            self._check(first)
+            if first.header.revision < self._seen:
+                # The cluster's history went backwards (restored or recreated): start over.
+                raise _Compacted()
+            self._live = True
+            self._apply(first)
+            self._notify()
+            async for reply in replies:
+                self._check(reply)
+                self._apply(reply)
+        finally:
+            call.cancel()
+        raise EtcdUnavailable(f"watch stream closed ({session.endpoint})")
+
+    def _check(self, reply: rpc.WatchResponse) -> None:
+        if reply.compact_revision:
+            raise _Compacted()
+        if reply.canceled:
+            raise EtcdUnavailable(f"watch cancelled: {reply.cancel_reason}", reconnect=False)
+
+    def _apply(self, reply: rpc.WatchResponse) -> None:
+        changed = False
+        for event in reply.events:
+            key, value = event.kv.key, event.kv.value
+            if event.type == rpc.Event.DELETE:
+                changed |= self._values.pop(key, None) is not None
+            elif self._values.get(key) != value:
+                self._values[key] = value
+                changed = True
+            self._seen = max(self._seen, event.kv.mod_revision)
+        if not reply.created:
+            # A created reply's header is the store's revision, not the watch's progress:
+            # the history from start_revision is still to come.
+            self._seen = max(self._seen, reply.header.revision)
+        if changed:
+            self.index = self._seen
+            self._notify()
+
+
+async def _requests(create: rpc.WatchCreateRequest) -> AsyncIterator[rpc.WatchRequest]:
+    """The request side of a watch stream: one create, then stay open until cancelled."""
+    yield rpc.WatchRequest(create_request=create)
+    await asyncio.Event().wait()

@@ -1,0 +1,123 @@
+"""Service registrations as people already write them into etcd, parsed and validated.
+
+Layouts under the catalog prefix ``P``:
+
+- ``P/<service>/<id>`` = ``ip:port``, ``[v6]:port`` (registrator, docker-register) or a
+  JSON object with ``Address``, ``Port``, optional ``Tags``, ``Meta``, ``Status``;
+- ``P/<ip>:<port>`` (dockreg's flat layout, refreshed with a TTL by a health-checking
+  sidekick): one instance of the service named after the last segment of ``P``; a JSON
+  object value may add ``Tags``, ``Meta`` and ``Status``.
+
+Each bad entry is skipped with one warning naming its key, once per distinct key and value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ctmpl.model import Instance, InvalidEntry, make_instance
+
+log = logging.getLogger("ctmpl.sources.etcd")
+
+_MAX_WARNED = 10_000
+
+
+def split_host_port(where: str, text: str) -> tuple[str, str]:
+    """``host:port`` or ``[v6]:port`` → (host, port text); InvalidEntry otherwise."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if sep and rest.startswith(":"):
+            return host, rest[1:]
+    else:
+        host, sep, port = text.rpartition(":")
+        if sep and ":" not in host:
+            return host, port
+    raise InvalidEntry(f"{where}: {text[:80]!r} is neither ip:port, [ipv6]:port nor JSON")
+
+
+def _json_fields(where: str, doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise InvalidEntry(f"{where}: JSON value must be an object")
+    tags, meta, status = doc.get("Tags") or [], doc.get("Meta") or {}, doc.get("Status")
+    if not isinstance(tags, list):
+        raise InvalidEntry(f"{where}: Tags must be a list")
+    if not isinstance(meta, dict):
+        raise InvalidEntry(f"{where}: Meta must be an object")
+    if status is not None and not isinstance(status, str):
+        raise InvalidEntry(f"{where}: Status must be a string")
+    return {"tags": tags, "meta": meta, "status": status or "passing"}
+
+
+def _load_json(where: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise InvalidEntry(f"{where}: value is not valid JSON") from None
+
+
+def parse_nested(where: str, name: str, id: str, text: str) -> Instance:
+    """An instance from ``P/<name>/<id>`` = ``ip:port`` or a JSON object."""
+    if text.startswith("{"):
+        doc = _load_json(where, text)
+        fields = _json_fields(where, doc)
+        if "Address" not in doc:
+            raise InvalidEntry(f"{where}: JSON value has no Address")
+        return make_instance(
+            where, name=name, id=id, address=doc["Address"], port=doc.get("Port"), **fields
+        )
+    host, port = split_host_port(where, text)
+    return make_instance(where, name=name, id=id, address=host, port=port)
+
+
+def parse_flat(where: str, name: str, segment: str, text: str) -> Instance:
+    """An instance from the flat ``P/<ip>:<port>`` layout; the value may add tags and meta."""
+    host, port = split_host_port(where, segment)
+    fields = _json_fields(where, _load_json(where, text)) if text.startswith("{") else {}
+    return make_instance(where, name=name, id=segment, address=host, port=port, **fields)
+
+
+class EntryParser:
+    """Turns the raw keys under a prefix into instances, parsing each key+value once."""
+
+    def __init__(self, prefix: str) -> None:
+        self._base = f"{prefix}/".encode() if prefix else b""
+        self._flat_name = prefix.rsplit("/", 1)[-1]
+        self._memo: dict[bytes, tuple[bytes, Instance | None]] = {}
+        self._warned: set[tuple[bytes, bytes]] = set()
+
+    def instances(self, values: Mapping[bytes, bytes]) -> list[Instance]:
+        """Valid instances among ``values`` (full etcd key → raw value)."""
+        memo: dict[bytes, tuple[bytes, Instance | None]] = {}
+        for key, value in values.items():
+            hit = self._memo.get(key)
+            result = hit[1] if hit and hit[0] == value else self._parse(key, value)
+            memo[key] = (value, result)
+        self._memo = memo
+        return [inst for _, inst in memo.values() if inst is not None]
+
+    def _parse(self, key: bytes, value: bytes) -> Instance | None:
+        path = key.decode("utf-8", "replace")
+        where = f"etcd key {path!r}"
+        parts = path[len(self._base):].split("/")
+        text = value.decode("utf-8", "replace").strip()
+        try:
+            if len(parts) == 2:
+                return parse_nested(where, parts[0], parts[1], text)
+            if len(parts) == 1 and self._flat_name:
+                return parse_flat(where, self._flat_name, parts[0], text)
+        except InvalidEntry as exc:
+            self._warn(key, value, str(exc))
+            return None
+        log.debug("%s: not a service registration; ignored", where)
+        return None
+
+    def _warn(self, key: bytes, value: bytes, message: str) -> None:
+        if (key, value) in self._warned:
+            return
+        if len(self._warned) >= _MAX_WARNED:
+            self._warned.clear()
+        self._warned.add((key, value))
+        log.warning("%s (entry skipped)", message)

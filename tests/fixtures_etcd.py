@@ -1,0 +1,161 @@
+"""pytest plugin: a real etcd server on random loopback ports, stopped after each test.
+
+``etcd`` yields an ``EtcdServer`` with ``.endpoint`` ("127.0.0.1:PORT"), KV helpers
+that talk to etcd's JSON gateway (so sync and async tests can both use them), and
+``stop()``/``start()`` that keep the ports and data dir. The test is skipped when the
+``etcd`` binary (Debian package etcd-server) is not installed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class EtcdServer:
+    """One etcd member: process control plus KV, lease and compaction helpers."""
+
+    def __init__(self, binary: str, data_dir: Path) -> None:
+        self.binary = binary
+        self.data_dir = data_dir
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.endpoint = f"127.0.0.1:{self.client_port}"
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the etcd process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start etcd (same ports and data dir every time) and wait until it is healthy."""
+        assert not self.running, "etcd is already running"
+        client = f"http://{self.endpoint}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        args = [
+            self.binary, "--name", "ctmpl-test", "--data-dir", str(self.data_dir),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"ctmpl-test={peer}", "--log-level", "error",
+        ]
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_healthy()
+
+    def stop(self) -> None:
+        """Stop etcd abruptly (SIGKILL), as a crash or a lost host would."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise RuntimeError(f"etcd exited at start:\n{self._log_tail()}")
+            try:
+                with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=2) as r:
+                    if json.load(r).get("health") == "true":
+                        return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"etcd not healthy after {START_TIMEOUT}s:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return "(no log)"
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"http://{self.endpoint}{path}", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            result: dict[str, Any] = json.load(reply)
+        return result
+
+    def put(self, key: str, value: str, lease: int = 0) -> int:
+        """Put ``key`` (optionally bound to ``lease``); return the new revision."""
+        body: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
+        if lease:
+            body["lease"] = str(lease)
+        return int(self._call("/v3/kv/put", body)["header"]["revision"])
+
+    def delete(self, key: str) -> int:
+        """Delete ``key``; return the revision after the delete."""
+        return int(self._call("/v3/kv/deleterange", {"key": _b64(key)})["header"]["revision"])
+
+    def get(self, key: str) -> str | None:
+        """The value of ``key`` or None."""
+        kvs = self._call("/v3/kv/range", {"key": _b64(key)}).get("kvs") or []
+        return base64.b64decode(kvs[0].get("value", "")).decode() if kvs else None
+
+    def revision(self) -> int:
+        """The store's current revision."""
+        return int(self._call("/v3/kv/range", {"key": _b64("\0")})["header"]["revision"])
+
+    def grant(self, ttl: int) -> int:
+        """A new lease with ``ttl`` seconds; return its id."""
+        return int(self._call("/v3/lease/grant", {"TTL": ttl})["ID"])
+
+    def lease_put(self, key: str, value: str, ttl: int) -> int:
+        """Put ``key`` bound to a fresh lease of ``ttl`` seconds; return the lease id."""
+        lease = self.grant(ttl)
+        self.put(key, value, lease=lease)
+        return lease
+
+    def revoke(self, lease: int) -> None:
+        """Revoke ``lease``, deleting its keys at once."""
+        self._call("/v3/lease/revoke", {"ID": str(lease)})
+
+    def compact(self, revision: int = 0) -> int:
+        """Compact history up to ``revision`` (default: the current one); return it."""
+        revision = revision or self.revision()
+        self._call("/v3/kv/compaction", {"revision": str(revision), "physical": True})
+        return revision
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
+    """A running etcd server on loopback; always killed after the test."""
+    binary = os.environ.get("CTMPL_ETCD_BIN") or shutil.which("etcd")
+    if not binary:
+        pytest.skip("etcd binary not installed (apt-get install etcd-server)")
+    server = EtcdServer(binary, tmp_path / "etcd-data")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
