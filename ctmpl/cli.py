@@ -1,0 +1,56 @@
+"""Command-line entry point: flags → layered config → runner → exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from ctmpl import logs
+from ctmpl.config.flags import parse_flags
+from ctmpl.config.layers import env_layer, file_layers, finalize, merge
+from ctmpl.config.model import Config
+from ctmpl.errors import EXIT_INTERNAL, EXIT_USAGE, CtmplError, UsageError
+from ctmpl.runner import Runner, install_signals, pid_file
+
+log = logging.getLogger("ctmpl")
+
+
+def load_config(argv: Sequence[str]) -> Config:
+    """Defaults < environment < config files < flags, finalized once."""
+    flags = parse_flags(argv)
+    layers = [env_layer(os.environ), *file_layers(flags.config_paths), flags.layer]
+    config = finalize(merge(layers), flags.config_paths)
+    if not config.templates:
+        raise UsageError("no templates: give -template src:dest[:command] or a config file")
+    return config
+
+
+async def _serve(config: Config, argv: Sequence[str]) -> int:
+    runner = Runner(config, reload_config=lambda: load_config(argv))
+    if not config.once:
+        install_signals(runner)
+    with pid_file(config.pid_file):
+        return await runner.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ctmpl; returns the documented exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    logs.setup()
+    try:
+        config = load_config(args)
+        logs.setup(config.log_level, config.log_format)
+        return asyncio.run(_serve(config, args))
+    except CtmplError as exc:
+        print(f"ctmpl: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SystemExit as exc:  # argparse -help / -version
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.exception("internal error: %r", exc)
+        return EXIT_INTERNAL

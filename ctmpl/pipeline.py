@@ -1,0 +1,166 @@
+"""One pass of the pipeline for a reload group: render → check → install → reload/commands.
+
+Each stage is its own module; this one only sequences them and decides what a failure
+means: in ``-once`` mode the first failure becomes the exit code, in daemon mode it is
+logged and the last good files stay live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ctmpl.brain import Brain
+from ctmpl.check import check_staged, install_checked, rollback
+from ctmpl.commands import Command, run_commands
+from ctmpl.errors import CheckFailed, CtmplError, ProxyError
+from ctmpl.install import InstallOptions, install, read_current
+from ctmpl.proxy.nginx import NginxController
+from ctmpl.sources.base import Catalog, Query
+from ctmpl.template.engine import Template
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Slot:
+    """Runtime state of one template."""
+
+    template: Template
+    queries: dict[str, Query] = field(default_factory=dict)
+    missing: frozenset[str] = frozenset()
+    dirty: bool = True
+    complete_once: bool = False
+    incomplete_since: float | None = None
+    warned_missing: bool = False
+    last_dry: bytes | None = None
+
+    @property
+    def destination(self) -> Path:
+        """Where this template is installed."""
+        return Path(self.template.config.destination)
+
+
+@dataclass
+class PassResult:
+    """What one pass did: installed slots, and the errors it met (in order)."""
+
+    installed: list[Slot] = field(default_factory=list)
+    errors: list[CtmplError] = field(default_factory=list)
+
+
+class Pipeline:
+    """Sequences the stages for a set of slots."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        brain: Brain,
+        *,
+        dry: bool = False,
+        proxy: NginxController | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.brain = brain
+        self.dry = dry
+        self.proxy = proxy
+
+    def render(self, slot: Slot, now: float) -> bytes | None:
+        """Render one slot; None when incomplete. TemplateError propagates."""
+        slot.dirty = False
+        rendered = slot.template.render(self.catalog, self.brain)
+        slot.queries = rendered.deps.queries
+        slot.missing = frozenset(rendered.deps.missing)
+        if not rendered.complete:
+            if slot.incomplete_since is None:
+                slot.incomplete_since = now
+            log.debug("%s: waiting for %s", slot.template.name, ", ".join(sorted(slot.missing)))
+            return None
+        slot.incomplete_since, slot.warned_missing = None, False
+        slot.complete_once = True
+        return rendered.content
+
+    async def install_slot(self, slot: Slot, content: bytes, result: PassResult) -> None:
+        """Check and install one rendered template; record what happened in ``result``."""
+        cfg = slot.template.config
+        dest = slot.destination
+        if self.dry:
+            if content != slot.last_dry:
+                slot.last_dry = content
+                sys.stdout.write(f"> {dest}\n{content.decode('utf-8')}")
+                sys.stdout.flush()
+            return
+        if read_current(dest) == content:
+            log.debug("%s: %s unchanged", slot.template.name, dest)
+            return
+        options = InstallOptions(
+            perms=cfg.perms, backup=cfg.backup or self.proxy is not None,
+            create_dirs=cfg.create_dest_dirs,
+        )
+        try:
+            if cfg.check and cfg.check_mode == "installed":
+                changed = await install_checked(cfg.check, dest, content, options)
+            else:
+                if cfg.check:
+                    await check_staged(cfg.check, dest, content)
+                changed = await asyncio.to_thread(install, dest, content, options)
+        except CtmplError as exc:
+            log.error("%s: %s; the last good %s stays live", slot.template.name, exc, dest)
+            result.errors.append(exc)
+            return
+        if changed:
+            log.info("rendered %s → %s", slot.template.name, dest)
+            result.installed.append(slot)
+
+    async def finish(self, result: PassResult, previous: dict[Path, bytes | None]) -> None:
+        """After installs: nginx check + reload (rolling back on a failed check), then commands."""
+        if not result.installed:
+            return
+        if self.proxy is not None and not await self._apply_proxy(result, previous):
+            return
+        commands = [
+            Command(s.template.config.command, s.template.config.command_timeout)
+            for s in result.installed
+        ]
+        result.errors.extend(await run_commands(commands))
+
+    async def _apply_proxy(self, result: PassResult, previous: dict[Path, bytes | None]) -> bool:
+        assert self.proxy is not None
+        try:
+            outcome = await asyncio.to_thread(self.proxy.apply)
+        except CheckFailed as exc:
+            log.error("%s; rolling back %d file(s)", exc, len(result.installed))
+            for slot in result.installed:
+                await asyncio.to_thread(rollback, slot.destination, previous.get(slot.destination))
+            result.installed.clear()
+            result.errors.append(exc)
+            return False
+        except ProxyError as exc:
+            log.error("%s", exc)
+            result.errors.append(exc)
+            return True
+        log.info("nginx %s", outcome)
+        return True
+
+    async def run_pass(self, slots: list[Slot], now: float) -> PassResult:
+        """Render every dirty slot, install what changed, then reload/run commands once."""
+        result = PassResult()
+        previous: dict[Path, bytes | None] = {}
+        for slot in slots:
+            if not slot.dirty:
+                continue
+            try:
+                content = self.render(slot, now)
+            except CtmplError as exc:
+                log.error("%s; the last good file stays live", exc)
+                result.errors.append(exc)
+                continue
+            if content is None:
+                continue
+            previous[slot.destination] = read_current(slot.destination)
+            await self.install_slot(slot, content, result)
+        await self.finish(result, previous)
+        return result

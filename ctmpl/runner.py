@@ -1,0 +1,271 @@
+"""Orchestration: watches feed the brain, groups quiesce, the pipeline renders and reloads.
+
+One asyncio task group of watches (``ctmpl.watch``); this loop only decides *when* a
+reload group runs: at once for its first complete render, then after its ``wait``
+quiescence. Templates that share a command form one group: one timer, one check, one
+reload per burst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ctmpl.brain import Brain
+from ctmpl.config.model import Config
+from ctmpl.errors import EXIT_INTERRUPTED, EXIT_OK, CtmplError, SourceError
+from ctmpl.pipeline import PassResult, Pipeline, Slot
+from ctmpl.proxy.nginx import NginxController
+from ctmpl.quiesce import Quiescence
+from ctmpl.sources import open_catalog
+from ctmpl.sources.base import Catalog
+from ctmpl.sources.file import FileCatalog
+from ctmpl.template.engine import Template
+from ctmpl.watch import Watcher, WatchPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Group:
+    """Templates that share a reload command: one quiescence timer, one reload."""
+
+    slots: list[Slot]
+    quiet: Quiescence
+    due: bool = True  # run at the next turn without waiting (first render, SIGHUP)
+    fired: bool = False  # had a pass where every slot rendered completely
+
+    def is_due(self, now: float) -> bool:
+        """True when the group must run now (and consumes its timer)."""
+        if not any(s.dirty for s in self.slots):
+            return False
+        return self.due or self.quiet.tick(now)
+
+
+def build_groups(config: Config) -> list[Group]:
+    """Compile every template (TemplateError on a bad one) and group them by command."""
+    groups: dict[str, Group] = {}
+    for index, tcfg in enumerate(config.templates):
+        slot = Slot(Template(tcfg))
+        key = tcfg.command or f"#{index}"
+        if key not in groups:
+            groups[key] = Group([], Quiescence(tcfg.wait or config.wait))
+        groups[key].slots.append(slot)
+    return list(groups.values())
+
+
+@dataclass
+class Runner:
+    """The daemon (or ``-once``) loop for one configuration."""
+
+    config: Config
+    reload_config: Callable[[], Config] | None = None
+    clock: Callable[[], float] = time.monotonic
+    brain: Brain = field(default_factory=Brain)
+
+    def __post_init__(self) -> None:
+        self._wake = asyncio.Event()
+        self._stop: int | None = None
+        self._reload = False
+        self._failure: CtmplError | None = None
+        self._started_proxy = False
+        self.exit_code = EXIT_OK
+
+    # -- event sources -------------------------------------------------------------------
+
+    def _on_data(self, key: str, data: object) -> None:
+        if not self.brain.set(key, data):
+            return
+        now = self.clock()
+        for group in self.groups:
+            touched = [s for s in group.slots if key in s.queries]
+            for slot in touched:
+                slot.dirty = True
+            if touched and group.fired:
+                group.quiet.change(now)
+            elif touched:
+                group.due = True
+        self._wake.set()
+
+    def _on_fail(self, key: str, exc: BaseException) -> None:
+        self._failure = SourceError(f"{key}: giving up after retries: {exc}")
+        self._wake.set()
+
+    def request_stop(self, code: int = EXIT_OK) -> None:
+        """Stop after the current step (signal handlers call this)."""
+        if self._stop is not None and code == EXIT_INTERRUPTED:
+            log.warning("second interrupt: exiting now")
+            os._exit(EXIT_INTERRUPTED)
+        self._stop = EXIT_OK
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        """Re-read config and templates at the next turn (SIGHUP)."""
+        self._reload = True
+        self._wake.set()
+
+    # -- main loop -----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until stopped (daemon) or until every template rendered once (``-once``)."""
+        self.groups = build_groups(self.config)
+        self.catalog: Catalog = open_catalog(self.config.catalog)
+        self.watcher = Watcher(self._policy(), self._on_data, self._on_fail)
+        self.pipeline = self._pipeline()
+        if isinstance(self.catalog, FileCatalog) and not self.config.once:
+            self.catalog.start()
+        try:
+            return await self._loop()
+        finally:
+            await self.watcher.aclose()
+            await self.catalog.aclose()
+
+    def _policy(self) -> WatchPolicy:
+        retry = (
+            self.config.catalog.etcd.retry
+            if self.config.catalog.kind == "etcd"
+            else self.config.catalog.consul.retry
+        )
+        if self.config.once and retry.attempts == 0:
+            # -once must end: give up after a bounded number of attempts.
+            retry = type(retry)(retry.enabled, 5, retry.backoff, min(retry.max_backoff, 5.0))
+        return WatchPolicy(retry=retry)
+
+    def _pipeline(self) -> Pipeline:
+        proxy = NginxController(self.config.nginx) if self.config.proxy == "nginx" else None
+        return Pipeline(self.catalog, self.brain, dry=self.config.dry, proxy=proxy)
+
+    async def _loop(self) -> int:
+        while True:
+            if self._stop is not None:
+                return self._stop
+            if self._failure is not None:
+                log.error("%s", self._failure)
+                return self._failure.exit_code
+            if self._reload:
+                self._apply_reload()
+            code = await self._turn()
+            if code is not None:
+                return code
+            await self._sleep_until(self._next_deadline())
+
+    async def _turn(self) -> int | None:
+        now = self.clock()
+        for group in self.groups:
+            if group.is_due(now):
+                group.due = False
+                result = await self.pipeline.run_pass(group.slots, now)
+                if self.config.once and result.errors:
+                    return result.errors[0].exit_code
+                self._note_errors(result)
+                group.fired = group.fired or all(s.complete_once for s in group.slots)
+        self._sync_watches()
+        self._warn_missing(now)
+        if all(s.complete_once for g in self.groups for s in g.slots):
+            if self.config.once:
+                return EXIT_OK
+            await self._ensure_proxy()
+        return None
+
+    def _note_errors(self, result: PassResult) -> None:
+        if self.config.command_error_fatal:
+            for error in result.errors:
+                if error.exit_code == 7:
+                    self._failure = error
+
+    async def _ensure_proxy(self) -> None:
+        proxy = self.pipeline.proxy
+        if proxy is None or self._started_proxy or self.config.dry:
+            return
+        self._started_proxy = True
+        try:
+            if await asyncio.to_thread(proxy.ensure_running):
+                log.info("nginx started (it was not running)")
+        except CtmplError as exc:
+            log.error("%s", exc)
+
+    def _sync_watches(self) -> None:
+        wanted = {k: q for g in self.groups for s in g.slots for k, q in s.queries.items()}
+        unused = self.watcher.keys() - set(wanted)
+        self.watcher.remove(unused)
+        self.brain.forget(unused)
+        for query in wanted.values():
+            self.watcher.add(query)
+
+    def _warn_missing(self, now: float) -> None:
+        limit = self.config.missing_dependency_warn
+        for slot in (s for g in self.groups for s in g.slots):
+            since = slot.incomplete_since
+            if since is not None and not slot.warned_missing and now - since >= limit:
+                slot.warned_missing = True
+                log.warning(
+                    "%s: still waiting after %.0fs for %s",
+                    slot.template.name, now - since, ", ".join(sorted(slot.missing)),
+                )
+
+    def _next_deadline(self) -> float | None:
+        times = [t for g in self.groups if (t := g.quiet.fire_at()) is not None]
+        times += [
+            s.incomplete_since + self.config.missing_dependency_warn
+            for g in self.groups
+            for s in g.slots
+            if s.incomplete_since is not None and not s.warned_missing
+        ]
+        return min(times) if times else None
+
+    async def _sleep_until(self, deadline: float | None) -> None:
+        timeout = None if deadline is None else max(0.0, deadline - self.clock())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+
+    def _apply_reload(self) -> None:
+        self._reload = False
+        if self.reload_config is None:
+            return
+        try:
+            config = self.reload_config()
+            groups = build_groups(config)
+        except CtmplError as exc:
+            log.error("reload: %s; keeping the running configuration", exc)
+            return
+        if config.catalog != self.config.catalog:
+            log.warning("reload: catalog settings changed; restart ctmpl to apply them")
+        self.config = config
+        self.groups = groups
+        proxy = self.pipeline.proxy
+        self.pipeline = self._pipeline()
+        if proxy is not None and self.pipeline.proxy is not None:
+            self.pipeline.proxy = proxy
+        log.info("reloaded configuration: %d template(s)", len(groups))
+
+
+def install_signals(runner: Runner) -> None:
+    """SIGTERM/SIGINT stop (a second SIGINT forces it); the reload signal reloads."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, runner.request_stop)
+    loop.add_signal_handler(signal.SIGINT, runner.request_stop, EXIT_INTERRUPTED)
+    reload_sig = getattr(signal, runner.config.reload_signal, signal.SIGHUP)
+    loop.add_signal_handler(reload_sig, runner.request_reload)
+
+
+@contextlib.contextmanager
+def pid_file(path: str) -> Iterator[None]:
+    """Write our pid to ``path`` while running; remove it at exit."""
+    if not path:
+        yield
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    try:
+        yield
+    finally:
+        target.unlink(missing_ok=True)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install what the tests need, then lint, type-check and run the test suite.
+#   - a virtual environment in .venv with ctmpl and its test dependencies;
+#   - Debian's etcd-server, nginx-light and haproxy when missing (needs root or sudo);
+#   - then: ruff check, mypy --strict on the package, pytest.
+# Extra arguments go to pytest, e.g. scripts/test.sh -k consul -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing ${need[*]}"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
+    # The packages start system services; the tests run their own instances.
+    for svc in etcd nginx haproxy; do
+        $sudo systemctl stop "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
+    done
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+.venv/bin/ruff check ctmpl tests bench
+.venv/bin/mypy ctmpl
+.venv/bin/pytest -q "$@"
