@@ -50,3 +50,6 @@ def setup(level: str = "info", fmt: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(_LEVELS.get(level.lower(), logging.INFO))
+    # Third-party libraries log every inotify event and HTTP request at DEBUG.
+    for noisy in ("watchdog", "asyncio", "aiohttp", "grpc"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

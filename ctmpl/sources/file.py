@@ -24,14 +24,19 @@ from ctmpl.sources.file_parse import Snapshot, read_catalog
 
 log = logging.getLogger(__name__)
 
+# Events that can change the file's content: in-place writes, atomic renames, re-creation.
+_WRITE_EVENTS = frozenset({"modified", "created", "moved", "closed", "deleted"})
+
 
 class _Handler(FileSystemEventHandler):
     def __init__(self, catalog: FileCatalog) -> None:
         self._catalog = catalog
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _WRITE_EVENTS:
+            return  # our own reads raise opened/closed_no_write events: never react to them
         paths = {str(event.src_path), str(getattr(event, "dest_path", "") or "")}
-        if str(self._catalog.path) in paths and event.event_type != "opened":
+        if str(self._catalog.path) in paths:
             self._catalog.notify_threadsafe()
 
 
@@ -57,6 +62,7 @@ class FileCatalog:
         self._warned: set[str] = set()
         self._snapshot = read_catalog(self.path, self._warned)
         self._generation = 1
+        self._last_error = ""
         self._changed: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: Any = None
@@ -82,8 +88,11 @@ class FileCatalog:
         try:
             snapshot = read_catalog(self.path, self._warned)
         except SourceError as exc:
-            log.error("%s; keeping the last good catalog", exc)
+            if str(exc) != self._last_error:  # one edit raises several events: log once
+                self._last_error = str(exc)
+                log.error("%s; keeping the last good catalog", exc)
             return False
+        self._last_error = ""
         if snapshot == self._snapshot:
             return False
         self._snapshot = snapshot
