@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from fixtures_etcd import EtcdServer
 
 from ctmpl.config.model import CatalogConfig, EtcdConfig
 from ctmpl.errors import QueryError, SourceError
@@ -17,6 +16,7 @@ from ctmpl.model import Instance, KVPair, ServiceSummary
 from ctmpl.sources.base import Query, parse_service
 from ctmpl.sources.etcd import EtcdCatalog
 from ctmpl.sources.etcd_entries import split_host_port
+from tests.fixtures_etcd import EtcdServer
 
 # Generous: a change normally arrives in milliseconds; only a stalled machine needs more.
 TIMEOUT = 15.0
