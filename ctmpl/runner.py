@@ -55,6 +55,8 @@ def build_groups(config: Config) -> list[Group]:
     for index, tcfg in enumerate(config.templates):
         slot = Slot(Template(tcfg))
         key = tcfg.command or f"#{index}"
+        if config.proxy != "none":
+            key = f"{config.proxy}|{tcfg.command}"  # one proxy reload per burst for all files
         if key not in groups:
             groups[key] = Group([], Quiescence(tcfg.wait or config.wait))
         groups[key].slots.append(slot)

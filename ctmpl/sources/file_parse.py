@@ -58,6 +58,10 @@ def read_catalog(path: Path, warned: set[str]) -> Snapshot:
         raise SourceError(f"catalog {path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise SourceError(f"catalog {path}: not UTF-8 text") from None
+    if not text.strip():
+        # An editor that truncates before writing shows an empty file for a moment:
+        # never read that as "every service is gone".
+        raise SourceError(f"catalog {path}: file is empty (write `services: {{}}` for none)")
     data = _decode(path, text)
     if data is None:
         data = {}
