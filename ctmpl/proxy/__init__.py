@@ -1,0 +1,7 @@
+"""Proxy control: validate, reload or cold-start the proxy after an install."""
+
+from __future__ import annotations
+
+from ctmpl.proxy.nginx import NginxController
+
+__all__ = ["NginxController"]
