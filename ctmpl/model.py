@@ -21,8 +21,9 @@ STATUSES: tuple[Status, ...] = ("passing", "warning", "critical", "maintenance")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 _HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
+_SCOPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _TAG = re.compile(r"^[A-Za-z0-9_.:=/+@,-]{1,255}$")
 _META_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f;{}\"'\\`$]")
@@ -82,16 +83,18 @@ class KVPair:
 
 def is_safe_name(name: str) -> bool:
     """True when ``name`` may be used as a proxy identifier (upstream, backend)."""
-    return bool(_NAME.match(name))
+    return bool(_NAME.fullmatch(name))
 
 
 def is_valid_address(address: str) -> bool:
     """True for an IPv4/IPv6 address or an RFC 1123 hostname."""
     try:
-        ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(address)
     except ValueError:
-        return bool(_HOSTNAME.match(address))
-    return True
+        return bool(_HOSTNAME.fullmatch(address))
+    # ipaddress accepts any text as an IPv6 scope id ("fe80::1%x;}"): allow a safe one only.
+    scope = getattr(ip, "scope_id", None)
+    return scope is None or bool(_SCOPE.fullmatch(scope))
 
 
 def parse_port(value: Any) -> int:
@@ -111,7 +114,7 @@ def clean_tags(where: str, tags: Iterable[Any]) -> tuple[str, ...]:
     """Sorted, de-duplicated tags; unsafe ones are dropped with a warning."""
     kept: set[str] = set()
     for tag in tags:
-        if isinstance(tag, str) and _TAG.match(tag):
+        if isinstance(tag, str) and _TAG.fullmatch(tag):
             kept.add(tag)
         else:
             log.warning("%s: dropped unsafe tag %r", where, tag)
@@ -122,7 +125,7 @@ def clean_meta(where: str, meta: Mapping[Any, Any] | None) -> dict[str, str]:
     """Metadata with unsafe keys or values dropped with a warning."""
     kept: dict[str, str] = {}
     for key, value in sorted((meta or {}).items(), key=lambda kv: str(kv[0])):
-        safe_key = isinstance(key, str) and _META_KEY.match(key)
+        safe_key = isinstance(key, str) and _META_KEY.fullmatch(key)
         if safe_key and isinstance(value, str) and not _UNSAFE_VALUE.search(value):
             kept[key] = value
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ def load_file(path: Path) -> RawConfig:
             raise ConfigError(
                 f"config {path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
             ) from None
-    else:
-        data = _parse_hcl(path, text)
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {path}: top level must be an object")
+        return data  # JSON strings are plain already: unquoting would alter '"x"' values
+    data = _parse_hcl(path, text)
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: top level must be an object")
     return {k: normalize(v) for k, v in data.items()}
@@ -88,6 +91,9 @@ def _heredoc(text: str) -> str:
     lines = body.split("\n")
     if lines and lines[-1].strip() == marker:
         lines = lines[:-1]
+    if head.startswith("<<-"):  # indented heredoc: strip the common leading whitespace
+        result = textwrap.dedent("\n".join(lines))
+        return result + "\n" if lines else result
     result = "\n".join(lines)
     return result + "\n" if lines else result
 
