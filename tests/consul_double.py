@@ -509,7 +509,7 @@ class _LimitedServer(web.Server):
     """Counts open connections per client IP, as the agent's connlimit listener does."""
 
     def __init__(self, handler: Any, double: ConsulDouble) -> None:
-        super().__init__(handler, handler_cancellation=True)
+        super().__init__(handler, handler_cancellation=True, access_log=None)
         self._double = double
         self.per_ip: dict[str, int] = defaultdict(int)
         self._ip: dict[RequestHandler, str] = {}

@@ -1,0 +1,321 @@
+"""The Consul API double against responses recorded from a real Consul 1.10 agent.
+
+Every test builds the recording's setup through the HTTP API and compares status codes,
+``X-Consul-*`` headers, field names and types, ordering and blocking timings with the
+sample files. They use only the HTTP API, so they also pass against a real dev agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.fixtures_consul import ConsulFixture
+
+SAMPLES = Path(os.environ.get("CTMPL_CONSUL_SAMPLES", "/work/shared/consul-api-samples"))
+STATIC = [
+    "catalog_nodes", "catalog_service", "catalog_service_tag", "catalog_services",
+    "health_service_any", "health_service_passing", "health_service_stale",
+    "health_service_tag_passing", "health_service_unknown", "health_state_any",
+    "kv_get", "kv_get_missing", "kv_get_raw", "kv_keys_separator", "kv_recurse",
+    "kv_recurse_missing",
+]
+BLOCKING = [
+    "blocking_catalog_services_after_changes", "blocking_change_after_1s",
+    "blocking_check_failed", "blocking_kv_change", "blocking_stale_index_returns_at_once",
+    "blocking_timeout_no_change",
+]
+# Fields whose values depend on the node, time or raft history, not on the API's behaviour.
+VOLATILE = {"ID", "Node", "CreateIndex", "ModifyIndex", "Address", "TaggedAddresses", "Meta",
+            "NodeMeta"}
+
+pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples in {SAMPLES}")
+
+
+def sample(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text())
+    return data
+
+
+def test_every_sample_is_covered() -> None:
+    names = {p.stem for p in SAMPLES.glob("*.json")}
+    assert names == {*STATIC, *BLOCKING, "conn_limit_250_concurrent"}
+
+
+def setup_recording(consul: ConsulFixture) -> None:
+    """The state the samples were recorded in (README of the samples)."""
+    consul.register("web-app-1", "web-app", "10.0.0.11", 8080, tags=["calico", "v1"])
+    consul.register("web-app-2", "web-app", "10.0.0.12", 8080, tags=["calico", "v1"])
+    consul.register("api-svc-1", "api-svc", "10.0.0.21", 9090, tags=["calico"])
+    consul.register("db-1", "db", "10.0.0.31", 5432, tags=["postgres"])
+    consul.register("web-app-meta", "web-app", "10.0.0.14", 8081, tags=["calico", "v2"],
+                    meta={"version": "2"}, status="warning")
+    consul.register_external("ext-node-1", "10.5.0.1", "ext", "ext", address="10.5.0.2", port=80,
+                            tags=["calico"])
+    consul.put("app/config/greeting", "hello")
+    consul.put("app/config/color", "blue")
+    consul.put("app/config/nested/deep", "x")
+    consul.put("app/empty", "")
+
+
+@pytest.fixture
+def recorded(consul: ConsulFixture) -> ConsulFixture:
+    setup_recording(consul)
+    return consul
+
+
+def get(consul: ConsulFixture, request: str) -> tuple[int, dict[str, str], bytes, float]:
+    """Run a sample's ``GET /path?query`` line; (status, headers, body, elapsed seconds)."""
+    import urllib.error
+    import urllib.request
+
+    method, target = request.split(" ", 1)
+    req = urllib.request.Request(f"http://{consul.addr}{target}", method=method)
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            status, headers, body = resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        status, headers, body = err.code, dict(err.headers), err.read()
+    return status, {k.lower(): v for k, v in headers.items()}, body, time.monotonic() - started
+
+
+def shape(value: Any) -> Any:
+    """Field names and JSON types, recursively (lists by their first element)."""
+    if isinstance(value, dict):
+        return {k: (None if k in VOLATILE else shape(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__
+
+
+def stable(value: Any) -> Any:
+    """The value with node identity and raft indexes blanked out."""
+    if isinstance(value, dict):
+        return {k: ("*" if k in VOLATILE - {"Address", "Meta"} else stable(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [stable(v) for v in value]
+    return value
+
+
+def service_ids(body: list[dict[str, Any]]) -> list[str]:
+    return [e["Service"]["ID"] if "Service" in e else e["ServiceID"] for e in body]
+
+
+def assert_headers(expected: dict[str, Any], headers: dict[str, str]) -> None:
+    want = {k.lower(): v for k, v in expected["headers"].items()}
+    for name in want:
+        if name.startswith("x-consul-"):
+            assert name in headers, f"missing header {name}"
+    for name in ("x-consul-effective-consistency", "content-type"):
+        assert headers.get(name) == want.get(name), name
+    if want.get("x-consul-query-backend") == "blocking-query":
+        assert headers["x-consul-knownleader"] == want["x-consul-knownleader"]
+    assert int(headers["x-consul-index"]) > 0
+    assert int(headers["x-consul-lastcontact"]) >= 0
+
+
+@pytest.mark.parametrize("name", STATIC)
+def test_static_sample(recorded: ConsulFixture, name: str) -> None:
+    expected = sample(name)
+    status, headers, raw, _ = get(recorded, expected["request"])
+    assert status == expected["status"]
+    assert_headers(expected, headers)
+    if isinstance(expected["body"], str):  # 404s and ?raw
+        assert raw.decode() == expected["body"]
+        return
+    body = json.loads(raw)
+    want = expected["body"]
+    assert shape(body) == shape(want)
+    if name in ("catalog_services", "kv_keys_separator"):
+        assert body == want
+    elif name.startswith("kv_"):
+        assert stable(body) == stable(want)
+    elif name == "catalog_nodes":
+        names = [n["Node"] for n in body]
+        assert names == sorted(names) and "ext-node-1" in names
+        ext = body[names.index("ext-node-1")]
+        assert stable(ext) == stable(want[0]) and ext["Address"] == want[0]["Address"]
+    elif name == "health_state_any":
+        assert [(c["CheckID"], c["Status"]) for c in body] == [
+            (c["CheckID"], c["Status"]) for c in want]
+    else:
+        assert service_ids(body) == service_ids(want)
+        if name.startswith("health_service") and body:
+            assert [[c["CheckID"] for c in e["Checks"]] for e in body] == [
+                [c["CheckID"] for c in e["Checks"]] for e in want]
+            assert [e["Service"]["Meta"] for e in body] == [e["Service"]["Meta"] for e in want]
+
+
+def test_index_per_endpoint(recorded: ConsulFixture) -> None:
+    """Catalog, health and KV indexes move independently, as in the recording."""
+
+    def index(path: str) -> int:
+        return int(get(recorded, f"GET {path}")[1]["x-consul-index"])
+
+    services, health = index("/v1/catalog/services"), index("/v1/health/service/web-app")
+    kv, missing = index("/v1/kv/app/config/greeting"), index("/v1/kv/app/missing")
+    assert health < services  # ext registered later on another service
+    assert kv < missing  # a key's own ModifyIndex vs the KV table index
+    recorded.put("app/other", "1")
+    assert index("/v1/health/service/web-app") == health
+    assert index("/v1/catalog/services") == services
+    assert index("/v1/kv/app/config/greeting") == kv
+    assert index("/v1/kv/app/missing") > missing
+    recorded.set_status("db-1", "critical")
+    assert index("/v1/health/service/web-app") == health
+    assert index("/v1/health/service/db") > health
+
+
+def later(delay: float, action: Any) -> threading.Thread:
+    """Run ``action`` after ``delay`` seconds in a thread."""
+    thread = threading.Thread(target=lambda: (time.sleep(delay), action()), daemon=True)
+    thread.start()
+    return thread
+
+
+def current(consul: ConsulFixture, path: str) -> int:
+    return int(get(consul, f"GET {path}")[1]["x-consul-index"])
+
+
+def test_blocking_timeout_no_change(recorded: ConsulFixture) -> None:
+    expected = sample("blocking_timeout_no_change")
+    idx = current(recorded, "/v1/health/service/web-app")
+    status, headers, raw, elapsed = get(
+        recorded, f"GET /v1/health/service/web-app?index={idx}&wait=2s")
+    assert status == expected["status"] == 200
+    assert_headers(expected, headers)
+    assert int(headers["x-consul-index"]) == idx
+    assert 1.9 <= elapsed <= 2 + 2 / 16 + 0.5  # wait plus up to wait/16 of jitter
+    assert service_ids(json.loads(raw)) == service_ids(expected["body"])
+
+
+def test_blocking_change_after_1s(recorded: ConsulFixture) -> None:
+    expected = sample("blocking_change_after_1s")
+    idx = current(recorded, "/v1/health/service/web-app")
+    thread = later(1.0, lambda: recorded.register("web-app-5", "web-app", "10.0.0.15", 8080,
+                                                  tags=["calico"]))
+    status, headers, raw, elapsed = get(
+        recorded, f"GET /v1/health/service/web-app?index={idx}&wait=10s")
+    thread.join()
+    assert status == 200
+    assert_headers(expected, headers)
+    assert int(headers["x-consul-index"]) > idx
+    assert 0.9 <= elapsed < 3.0
+    assert service_ids(json.loads(raw)) == sorted(service_ids(expected["body"]))
+
+
+def test_blocking_check_failed(recorded: ConsulFixture) -> None:
+    expected = sample("blocking_check_failed")
+    recorded.register("web-app-5", "web-app", "10.0.0.15", 8080, tags=["calico"])
+    idx = current(recorded, "/v1/health/service/web-app?passing=1")
+    thread = later(0.5, lambda: recorded.set_status("web-app-1", "critical"))
+    status, headers, raw, elapsed = get(
+        recorded, f"GET /v1/health/service/web-app?index={idx}&wait=10s&passing=1")
+    thread.join()
+    assert status == 200
+    assert_headers(expected, headers)
+    assert int(headers["x-consul-index"]) > idx
+    assert 0.4 <= elapsed < 3.0
+    assert sorted(service_ids(json.loads(raw))) == sorted(service_ids(expected["body"]))
+
+
+def test_blocking_kv_change(recorded: ConsulFixture) -> None:
+    expected = sample("blocking_kv_change")
+    idx = current(recorded, "/v1/kv/app/?recurse")
+    thread = later(0.5, lambda: recorded.put("app/config/color", "red"))
+    status, headers, raw, elapsed = get(recorded, f"GET /v1/kv/app/?recurse&index={idx}&wait=10s")
+    thread.join()
+    assert status == 200
+    assert_headers(expected, headers)
+    assert int(headers["x-consul-index"]) > idx
+    assert 0.4 <= elapsed < 3.0
+    assert stable(json.loads(raw)) == stable(expected["body"])
+
+
+def test_blocking_kv_delete_wakes_recurse(recorded: ConsulFixture) -> None:
+    idx = current(recorded, "/v1/kv/app/?recurse")
+    thread = later(0.3, lambda: recorded.delete("app/empty"))
+    _, headers, raw, elapsed = get(recorded, f"GET /v1/kv/app/?recurse&index={idx}&wait=10s")
+    thread.join()
+    assert int(headers["x-consul-index"]) > idx and elapsed < 3.0
+    assert "app/empty" not in [e["Key"] for e in json.loads(raw)]
+
+
+def test_blocking_index_below_current_returns_at_once(recorded: ConsulFixture) -> None:
+    expected = sample("blocking_stale_index_returns_at_once")
+    status, headers, raw, elapsed = get(recorded, expected["request"])
+    assert status == 200 and elapsed < 0.5
+    assert_headers(expected, headers)
+    assert service_ids(json.loads(raw)) == service_ids(sample("health_service_any")["body"])
+
+
+def test_blocking_catalog_services_after_changes(recorded: ConsulFixture) -> None:
+    expected = sample("blocking_catalog_services_after_changes")
+    recorded.register("web-app-5", "web-app", "10.0.0.15", 8080, tags=["calico"])
+    idx = current(recorded, "/v1/catalog/services")
+    request = f"GET /v1/catalog/services?index={idx - 1}&wait=1s"
+    status, headers, raw, elapsed = get(recorded, request)
+    assert status == 200 and elapsed < 0.5
+    assert_headers(expected, headers)
+    assert int(headers["x-consul-index"]) == idx
+    assert json.loads(raw) == expected["body"]
+
+
+def test_blocking_index_far_ahead_waits_full_wait(recorded: ConsulFixture) -> None:
+    elapsed = get(recorded, "GET /v1/kv/app/?recurse&index=999999&wait=1s")[3]
+    assert 0.9 <= elapsed <= 1 + 1 / 16 + 0.5
+
+
+async def test_connection_limit_429(consul: ConsulFixture) -> None:
+    """250 concurrent long-polls from one IP: 50 get 429 at once, 200 answer after wait."""
+    expected = sample("conn_limit_250_concurrent")["result"]
+    url = f"http://{consul.addr}/v1/health/service/web-app?index=999999&wait=2s"
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    started = time.monotonic()
+
+    async def one(session: aiohttp.ClientSession) -> tuple[int, float]:
+        try:
+            async with session.get(url) as resp:
+                await resp.read()
+                return resp.status, time.monotonic() - started
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            return 429, time.monotonic() - started  # closed before the 429 was read
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+        results = await asyncio.gather(*(one(session) for _ in range(250)))
+    rejected = [t for s, t in results if s == 429]
+    answered = [t for s, t in results if s == 200]
+    assert len(rejected) == expected["HTTP/1.1 429 Too Many Requests (sent at once)"] == 50
+    assert len(answered) == expected["HTTP/1.1 200 OK after the 5s wait"] == 200
+    assert max(rejected) < 1.5
+    assert min(answered) >= 1.9
+
+
+def test_stop_start_same_port(consul: ConsulFixture) -> None:
+    addr = consul.addr
+    consul.register("a-1", "a", "10.1.0.1", 80)
+    consul.stop()
+    with pytest.raises(OSError):
+        get(consul, "GET /v1/catalog/services")
+    consul.start()
+    assert consul.addr == addr
+    status, _, raw, _ = get(consul, "GET /v1/catalog/services")
+    assert status == 200 and "a" not in json.loads(raw)  # a restarted dev agent forgets
+
+
+def test_acl_token(consul: ConsulFixture) -> None:
+    consul.require_token("s3cret")
+    status, _, raw, _ = get(consul, "GET /v1/kv/app/x")
+    assert status == 403 and raw == b"Permission denied"
+    consul.put("app/x", "1")  # the fixture sends the token
+    assert consul.call("GET", "/v1/kv/app/x")[0]["Value"] == "MQ=="
