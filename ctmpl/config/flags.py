@@ -82,6 +82,11 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see ctmpl -help)")
 
+    def _get_option_tuples(self, option_string: str) -> list[Any]:
+        # allow_abbrev=False covers only --long options: argparse would still expand
+        # "-temp" to -template. Go's flag package (consul-template) takes exact names only.
+        return []
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one option per table row, single and double dash."""

@@ -1,0 +1,180 @@
+"""Every flag of the table maps to its config field; spellings and bool forms."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ctmpl.config.flags import FLAGS, parse_flags, parse_template_flag, parse_var
+from ctmpl.config.model import Config, TemplateConfig, Wait
+from ctmpl.errors import UsageError
+from tests.foundation_util import load
+
+Get = Callable[[Config], Any]
+
+# flag name -> (value given, accessor, expected value)
+CASES: dict[str, tuple[str, Get, Any]] = {
+    "template": ("in.j2:out.conf:echo hi", lambda c: c.templates[0],
+                 TemplateConfig(destination="out.conf", source="in.j2", command="echo hi")),
+    "catalog": ("file://cat.yaml", lambda c: (c.catalog.kind, c.catalog.file_path),
+                ("file", "cat.yaml")),
+    "var": ("color=blue", lambda c: dict(c.vars), {"color": "blue"}),
+    "wait": ("2s:9s", lambda c: c.wait, Wait(2.0, 9.0)),
+    "once": ("true", lambda c: c.once, True),
+    "dry": ("true", lambda c: c.dry, True),
+    "log-level": ("debug", lambda c: c.log_level, "debug"),
+    "log-format": ("json", lambda c: c.log_format, "json"),
+    "pid-file": ("/run/x.pid", lambda c: c.pid_file, "/run/x.pid"),
+    "kill-signal": ("SIGTERM", lambda c: c.kill_signal, "SIGTERM"),
+    "reload-signal": ("USR1", lambda c: c.reload_signal, "SIGUSR1"),
+    "max-stale": ("10s", lambda c: c.catalog.max_stale, 10.0),
+    "block-query-wait": ("1m", lambda c: c.catalog.block_query_wait, 60.0),
+    "command-error-fatal": ("true", lambda c: c.command_error_fatal, True),
+    "missing-dependency-warn": ("5s", lambda c: c.missing_dependency_warn, 5.0),
+    "proxy": ("nginx", lambda c: c.proxy, "nginx"),
+    "nginx-bin": ("/opt/nginx", lambda c: c.nginx.binary, "/opt/nginx"),
+    "nginx-conf": ("/etc/n.conf", lambda c: c.nginx.config, "/etc/n.conf"),
+    "nginx-pid": ("/run/n.pid", lambda c: c.nginx.pid_file, "/run/n.pid"),
+    "nginx-prefix": ("/srv/n", lambda c: c.nginx.prefix, "/srv/n"),
+    "consul-addr": ("10.1.1.1:8500", lambda c: c.catalog.consul.address, "10.1.1.1:8500"),
+    "consul-token": ("s3cret", lambda c: c.catalog.consul.token, "s3cret"),
+    "consul-token-file": ("TOKENFILE", lambda c: c.catalog.consul.token, "from-file"),
+    "consul-auth": ("user:pw", lambda c: (c.catalog.consul.auth_username,
+                                          c.catalog.consul.auth_password), ("user", "pw")),
+    "consul-ssl": ("true", lambda c: c.catalog.consul.ssl.enabled, True),
+    "consul-ssl-verify": ("false", lambda c: c.catalog.consul.ssl.verify, False),
+    "consul-ssl-ca-cert": ("/ca.pem", lambda c: c.catalog.consul.ssl.ca_cert, "/ca.pem"),
+    "consul-ssl-ca-path": ("/cas", lambda c: c.catalog.consul.ssl.ca_path, "/cas"),
+    "consul-ssl-cert": ("/c.pem", lambda c: c.catalog.consul.ssl.cert, "/c.pem"),
+    "consul-ssl-key": ("/k.pem", lambda c: c.catalog.consul.ssl.key, "/k.pem"),
+    "consul-ssl-server-name": ("consul.local",
+                               lambda c: c.catalog.consul.ssl.server_name, "consul.local"),
+    "consul-retry": ("false", lambda c: c.catalog.consul.retry.enabled, False),
+    "consul-retry-attempts": ("4", lambda c: c.catalog.consul.retry.attempts, 4),
+    "consul-retry-backoff": ("2s", lambda c: c.catalog.consul.retry.backoff, 2.0),
+    "consul-retry-max-backoff": ("90s", lambda c: c.catalog.consul.retry.max_backoff, 90.0),
+    "etcd-ca-cert": ("/eca.pem", lambda c: c.catalog.etcd.tls.ca_cert, "/eca.pem"),
+    "etcd-cert": ("/ec.pem", lambda c: c.catalog.etcd.tls.cert, "/ec.pem"),
+    "etcd-key": ("/ek.pem", lambda c: c.catalog.etcd.tls.key, "/ek.pem"),
+    "etcd-username": ("root", lambda c: c.catalog.etcd.username, "root"),
+    "etcd-password": ("pw", lambda c: c.catalog.etcd.password, "pw"),
+}
+
+
+@pytest.fixture
+def src(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.j2").write_text("x\n")
+    (tmp_path / "TOKENFILE").write_text("from-file\n")
+    return tmp_path
+
+
+def test_every_flag_is_covered() -> None:
+    assert {f.name for f in FLAGS} - {"config"} == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("style", ["space", "equals", "double"])
+def test_flag_maps_to_config_field(src: Path, name: str, style: str) -> None:
+    value, get, expected = CASES[name]
+    argv = {"space": [f"-{name}", value], "equals": [f"-{name}={value}"],
+            "double": [f"--{name}", value]}[style]
+    config = load(argv)
+    assert get(config) == expected
+
+
+def test_config_flag(tmp_path: Path) -> None:
+    conf = tmp_path / "a.hcl"
+    conf.write_text('log_level = "warn"\n')
+    assert load(["-config", str(conf)]).log_level == "warn"
+    assert load([f"--config={conf}"]).config_paths == (str(conf),)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [([], False), (["-once"], True), (["-once=false"], False), (["-once=true"], True),
+     (["--once"], True), (["-once=0"], False), (["-once=false", "-once"], True)],
+)
+def test_bool_flag_forms(argv: list[str], expected: bool) -> None:
+    assert load(argv).once is expected
+
+
+def test_bool_flag_rejects_garbage() -> None:
+    with pytest.raises(UsageError, match="-once"):
+        parse_flags(["-once=maybe"])
+
+
+def test_unknown_flag() -> None:
+    with pytest.raises(UsageError, match="unrecognized arguments: -bogus"):
+        parse_flags(["-bogus"])
+
+
+def test_abbreviations_are_not_accepted() -> None:
+    with pytest.raises(UsageError):
+        parse_flags(["-temp", "a:b"])
+
+
+def test_repeated_templates_and_vars_keep_order(src: Path) -> None:
+    config = load(["-template", "in.j2:a", "-template", "in.j2:b:cmd b",
+                   "-var", "x=1", "-var", "y=a=b"])
+    assert [t.destination for t in config.templates] == ["a", "b"]
+    assert config.templates[1].command == "cmd b"
+    assert dict(config.vars) == {"x": "1", "y": "a=b"}
+    assert dict(config.templates[0].vars) == {"x": "1", "y": "a=b"}
+
+
+def test_template_command_keeps_colons() -> None:
+    assert parse_template_flag("in:out:sh -c 'a:b'") == {
+        "source": "in", "destination": "out", "command": "sh -c 'a:b'"}
+
+
+@pytest.mark.parametrize("bad", ["nocolon", ":out", "in:", ""])
+def test_malformed_template_flag(bad: str) -> None:
+    with pytest.raises(UsageError, match=r"^-template .*expected src:dest\[:command\]"):
+        parse_template_flag(bad)
+
+
+@pytest.mark.parametrize("bad", ["novalue", "=x"])
+def test_malformed_var(bad: str) -> None:
+    with pytest.raises(UsageError, match="^-var "):
+        parse_var(bad)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["-wait=-5s"], "negative"), (["-wait", "5s:1s"], "max"), (["-wait", "abc"], "duration"),
+     (["-log-level", "loud"], "log_level"), (["-proxy", "apache"], "proxy"),
+     (["-kill-signal", "SIGNOPE"], "signal"), (["-consul-retry-attempts=-1"], "whole number"),
+     (["-max-stale", "soon"], "duration")],
+)
+def test_bad_flag_values_are_usage_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_flags(argv)
+
+
+def test_wait_error_names_the_flag() -> None:
+    with pytest.raises(UsageError, match=r"^flag -wait: wait: max"):
+        parse_flags(["-wait", "5s:1s"])
+
+
+def test_consul_token_flag_warns_without_logging_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        config = load(["-consul-token", "tok-SECRET-123"])
+    assert config.catalog.consul.token == "tok-SECRET-123"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("-consul-token" in w and "ps" in w for w in warnings)
+    assert all("tok-SECRET-123" not in r.getMessage() for r in caplog.records)
+
+
+def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_flags(["-help"])
+    out = capsys.readouterr().out
+    for flag in FLAGS:
+        assert f"-{flag.name}" in out
