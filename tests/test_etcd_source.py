@@ -16,7 +16,7 @@ from ctmpl.model import Instance, KVPair, ServiceSummary
 from ctmpl.sources.base import Query, parse_service
 from ctmpl.sources.etcd import EtcdCatalog
 from ctmpl.sources.etcd_entries import split_host_port
-from tests.fixtures_etcd import EtcdServer
+from tests.fixtures_etcd import EtcdServer, free_port
 
 # Generous: a change normally arrives in milliseconds; only a stalled machine needs more.
 TIMEOUT = 15.0
@@ -298,3 +298,14 @@ async def test_aclose_cancels_watches(etcd: EtcdServer) -> None:
     await cat.aclose()
     names = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
     assert not [n for n in names if n.startswith("etcd watch")]
+
+
+async def test_second_endpoint_when_first_is_down(etcd: EtcdServer) -> None:
+    etcd.put("services/web/a", "10.0.0.1:80")
+    config = EtcdConfig(endpoints=(f"127.0.0.1:{free_port()}", etcd.endpoint), prefix="services")
+    cat = EtcdCatalog(CatalogConfig(kind="etcd", etcd=config))
+    try:
+        data, _ = await asyncio.wait_for(cat.service(parse_service("web")).fetch(0), TIMEOUT)
+        assert [i.ID for i in data] == ["a"]
+    finally:
+        await cat.aclose()

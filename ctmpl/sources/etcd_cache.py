@@ -42,6 +42,7 @@ class RangeCache:
         self._error: EtcdUnavailable | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._label = "(all keys)" if start == b"\0" else start.decode("utf-8", "replace")
 
     async def wait(self, index: int, block: float) -> tuple[Values, int]:
         """Current (values, index); blocks while ``index`` is current, up to ``block`` s.
@@ -75,36 +76,46 @@ class RangeCache:
         if self._task is not None and not self._task.done():
             return
         self._error = None
-        self._task = asyncio.create_task(self._run(), name=f"etcd watch {self._start!r}")
+        self._task = asyncio.create_task(self._run(), name=f"etcd watch {self._label}")
 
     def _notify(self) -> None:
         self._wake.set()
         self._wake = asyncio.Event()
 
     async def _run(self) -> None:
-        session: Session | None = None
-        try:
-            session = await self._conn.open()
-            need_read = self.index == 0
-            while True:
-                if need_read:
-                    await self._read(session)
-                try:
-                    await self._watch(session)
-                except _Compacted:
-                    log.info("etcd: revision %d of %r was compacted; reading it again",
-                             self._seen + 1, self._start)
-                    need_read = True
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            endpoint = session.endpoint if session else "etcd"
-            error = describe(exc, endpoint)
-            log.debug("etcd: watch of %r failed: %s", self._start, error)
-            if session is not None and error.reconnect:
-                await self._conn.reset(session)
-            self._live, self._error = False, error
-            self._notify()
+        """Follow the range; after a connection failure try each other endpoint once, then
+        hand the error to the blocked fetches and end (the next fetch starts over)."""
+        failures = 0
+        while True:
+            session: Session | None = None
+            try:
+                session = await self._conn.open()
+                await self._follow(session)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = describe(exc, session.endpoint if session else "etcd")
+                log.debug("etcd: watch of %s failed: %s", self._label, error)
+                if session is not None and error.reconnect:
+                    await self._conn.reset(session)
+                failures = 1 if self._live else failures + 1
+                self._live = False
+                if not error.reconnect or failures >= self._conn.endpoint_count:
+                    self._error = error
+                    self._notify()
+                    return
+
+    async def _follow(self, session: Session) -> None:
+        need_read = self.index == 0
+        while True:
+            if need_read:
+                await self._read(session)
+            try:
+                await self._watch(session)
+            except _Compacted:
+                log.info("etcd: history of %s after revision %d was compacted; reading it again",
+                         self._label, self._seen)
+                need_read = True
 
     async def _read(self, session: Session) -> None:
         request = rpc.RangeRequest(key=self._start, range_end=self._end)

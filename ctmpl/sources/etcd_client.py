@@ -104,6 +104,11 @@ class EtcdConnection:
         self._session: Session | None = None
         self._lock = asyncio.Lock()
 
+    @property
+    def endpoint_count(self) -> int:
+        """How many endpoints a reconnect may try before giving up."""
+        return len(self._config.endpoints)
+
     async def open(self) -> Session:
         """The current session, connecting (and authenticating) when there is none."""
         async with self._lock:
