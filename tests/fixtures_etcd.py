@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -38,17 +39,52 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+class TLSFiles:
+    """A throwaway CA with a server and a client certificate for 127.0.0.1 (needs openssl)."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca, self.ca_key = directory / "ca.crt", directory / "ca.key"
+        ext = directory / "ext.cnf"
+        ext.write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+        newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        _openssl("req", "-x509", *newkey, "-keyout", self.ca_key, "-out", self.ca,
+                 "-days", "1", "-subj", "/CN=ctmpl-test-ca")
+        self.server_cert, self.server_key = self._issue(directory, "server", newkey, ext)
+        self.client_cert, self.client_key = self._issue(directory, "client", newkey, ext)
+
+    def _issue(self, directory: Path, name: str, newkey: list[str], ext: Path) -> tuple[Path, Path]:
+        key, csr, cert = (directory / f"{name}.{e}" for e in ("key", "csr", "crt"))
+        _openssl("req", *newkey, "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+        _openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key,
+                 "-CAcreateserial", "-out", cert, "-days", "1", "-extfile", ext)
+        return cert, key
+
+
+def _openssl(*args: str | Path) -> None:
+    binary = shutil.which("openssl")
+    if not binary:
+        pytest.skip("openssl not installed (needed to make test certificates)")
+    subprocess.run([binary, *map(str, args)], check=True, capture_output=True)
+
+
 class EtcdServer:
     """One etcd member: process control plus KV, lease and compaction helpers."""
 
-    def __init__(self, binary: str, data_dir: Path) -> None:
+    def __init__(self, binary: str, data_dir: Path, tls: TLSFiles | None = None) -> None:
         self.binary = binary
         self.data_dir = data_dir
+        self.tls = tls
         self.client_port = free_port()
         self.peer_port = free_port()
         self.endpoint = f"127.0.0.1:{self.client_port}"
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._scheme = "https" if tls else "http"
+        self._context: ssl.SSLContext | None = None
+        if tls:
+            self._context = ssl.create_default_context(cafile=str(tls.ca))
+            self._context.load_cert_chain(str(tls.client_cert), str(tls.client_key))
 
     @property
     def running(self) -> bool:
@@ -58,7 +94,7 @@ class EtcdServer:
     def start(self) -> None:
         """Start etcd (same ports and data dir every time) and wait until it is healthy."""
         assert not self.running, "etcd is already running"
-        client = f"http://{self.endpoint}"
+        client = f"{self._scheme}://{self.endpoint}"
         peer = f"http://127.0.0.1:{self.peer_port}"
         args = [
             self.binary, "--name", "ctmpl-test", "--data-dir", str(self.data_dir),
@@ -66,6 +102,11 @@ class EtcdServer:
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"ctmpl-test={peer}", "--log-level", "error",
         ]
+        if self.tls:
+            args += [
+                "--cert-file", str(self.tls.server_cert), "--key-file", str(self.tls.server_key),
+                "--trusted-ca-file", str(self.tls.ca), "--client-cert-auth",
+            ]
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         self._wait_healthy()
@@ -84,8 +125,8 @@ class EtcdServer:
             if not self.running:
                 raise RuntimeError(f"etcd exited at start:\n{self._log_tail()}")
             try:
-                with urllib.request.urlopen(f"http://{self.endpoint}/health", timeout=2) as r:
-                    if json.load(r).get("health") == "true":
+                with self._open(f"{self._scheme}://{self.endpoint}/health") as reply:
+                    if json.load(reply).get("health") == "true":
                         return
             except (OSError, ValueError):
                 pass
@@ -98,11 +139,15 @@ class EtcdServer:
         except OSError:
             return "(no log)"
 
+    def _open(self, request: str | urllib.request.Request) -> Any:
+        return urllib.request.urlopen(request, timeout=10, context=self._context)
+
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         request = urllib.request.Request(
-            f"http://{self.endpoint}{path}", data=json.dumps(body).encode(), method="POST"
+            f"{self._scheme}://{self.endpoint}{path}", data=json.dumps(body).encode(),
+            method="POST",
         )
-        with urllib.request.urlopen(request, timeout=10) as reply:
+        with self._open(request) as reply:
             result: dict[str, Any] = json.load(reply)
         return result
 
@@ -147,15 +192,30 @@ class EtcdServer:
         return revision
 
 
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
-    """A running etcd server on loopback; always killed after the test."""
+def _etcd_binary() -> str:
     binary = os.environ.get("CTMPL_ETCD_BIN") or shutil.which("etcd")
     if not binary:
         pytest.skip("etcd binary not installed (apt-get install etcd-server)")
-    server = EtcdServer(binary, tmp_path / "etcd-data")
+    return binary
+
+
+def _serve(server: EtcdServer) -> Iterator[EtcdServer]:
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
+    """A running etcd server on loopback; always killed after the test."""
+    yield from _serve(EtcdServer(_etcd_binary(), tmp_path / "etcd-data"))
+
+
+@pytest.fixture
+def etcd_tls(tmp_path: Path) -> Iterator[EtcdServer]:
+    """Like ``etcd``, but serving TLS only and requiring a client certificate (``.tls``)."""
+    binary = _etcd_binary()
+    tls = TLSFiles(tmp_path / "etcd-tls")
+    yield from _serve(EtcdServer(binary, tmp_path / "etcd-data", tls=tls))

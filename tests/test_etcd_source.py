@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ctmpl.config.model import CatalogConfig, EtcdConfig
+from ctmpl.config.model import TLS, CatalogConfig, EtcdConfig
 from ctmpl.errors import QueryError, SourceError
 from ctmpl.model import Instance, KVPair, ServiceSummary
 from ctmpl.sources.base import Query, parse_service
@@ -309,3 +309,29 @@ async def test_second_endpoint_when_first_is_down(etcd: EtcdServer) -> None:
         assert [i.ID for i in data] == ["a"]
     finally:
         await cat.aclose()
+
+
+async def test_tls_with_client_certificate(etcd_tls: EtcdServer) -> None:
+    files = etcd_tls.tls
+    assert files is not None
+    etcd_tls.put("services/web/a", "10.0.0.1:80")
+    tls = TLS(enabled=True, ca_cert=str(files.ca), cert=str(files.client_cert),
+              key=str(files.client_key))
+    config = EtcdConfig(endpoints=(etcd_tls.endpoint,), prefix="services", tls=tls)
+    cat = EtcdCatalog(CatalogConfig(kind="etcd", etcd=config))
+    try:
+        query = cat.service(parse_service("web"))
+        data, index = await asyncio.wait_for(query.fetch(0), TIMEOUT)
+        assert [i.ID for i in data] == ["a"]
+        task = await blocked(query, index)
+        etcd_tls.put("services/web/b", "10.0.0.2:80")
+        data, _ = await asyncio.wait_for(task, TIMEOUT)
+        assert [i.ID for i in data] == ["a", "b"]
+    finally:
+        await cat.aclose()
+    plain = make_catalog(etcd_tls.endpoint)
+    try:
+        with pytest.raises(SourceError, match=r"^etcd\.services: "):
+            await asyncio.wait_for(plain.services().fetch(0), TIMEOUT)
+    finally:
+        await plain.aclose()
