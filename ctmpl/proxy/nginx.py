@@ -185,8 +185,9 @@ class NginxController:
 
     def _clear_stale(self) -> None:
         if os.path.lexists(self.cfg.pid_file):
-            pid = procs.read_pid(self.cfg.pid_file)
-            log.info("nginx: removing stale pid file %s (pid %s)", self.cfg.pid_file, pid)
+            # "nginx -t" leaves an empty pid file behind when there was none: not worth a line.
+            if (pid := procs.read_pid(self.cfg.pid_file)) is not None:
+                log.info("nginx: removing stale pid file %s (pid %d)", self.cfg.pid_file, pid)
             try:
                 os.unlink(self.cfg.pid_file)
             except FileNotFoundError:
