@@ -82,6 +82,7 @@ class EtcdServer:
         self._proc: subprocess.Popen[bytes] | None = None
         self._scheme = "https" if tls else "http"
         self._context: ssl.SSLContext | None = None
+        self._token = ""
         if tls:
             self._context = ssl.create_default_context(cafile=str(tls.ca))
             self._context.load_cert_chain(str(tls.client_cert), str(tls.client_key))
@@ -147,6 +148,8 @@ class EtcdServer:
             f"{self._scheme}://{self.endpoint}{path}", data=json.dumps(body).encode(),
             method="POST",
         )
+        if self._token:
+            request.add_header("Authorization", self._token)
         with self._open(request) as reply:
             result: dict[str, Any] = json.load(reply)
         return result
@@ -184,6 +187,24 @@ class EtcdServer:
     def revoke(self, lease: int) -> None:
         """Revoke ``lease``, deleting its keys at once."""
         self._call("/v3/lease/revoke", {"ID": str(lease)})
+
+    def enable_auth(self, user: str, password: str) -> None:
+        """Create ``root`` (and ``user`` with read access) and turn authentication on.
+
+        Later helper calls authenticate as root.
+        """
+        for name, secret in (("root", password), (user, password)):
+            self._call("/v3/auth/user/add", {"name": name, "password": secret})
+        self._call("/v3/auth/role/add", {"name": "root"})
+        self._call("/v3/auth/user/grant", {"user": "root", "role": "root"})
+        self._call("/v3/auth/role/add", {"name": "reader"})
+        self._call("/v3/auth/role/grant", {"name": "reader", "perm": {
+            "permType": "READ", "key": _b64("\0"), "range_end": _b64("\0"),
+        }})
+        self._call("/v3/auth/user/grant", {"user": user, "role": "reader"})
+        self._call("/v3/auth/enable", {})
+        reply = self._call("/v3/auth/authenticate", {"name": "root", "password": password})
+        self._token = str(reply["token"])
 
     def compact(self, revision: int = 0) -> int:
         """Compact history up to ``revision`` (default: the current one); return it."""

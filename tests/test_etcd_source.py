@@ -335,3 +335,27 @@ async def test_tls_with_client_certificate(etcd_tls: EtcdServer) -> None:
             await asyncio.wait_for(plain.services().fetch(0), TIMEOUT)
     finally:
         await plain.aclose()
+
+
+async def test_username_and_password(etcd: EtcdServer) -> None:
+    etcd.put("services/web/a", "10.0.0.1:80")
+    etcd.enable_auth("ctmpl", "s3cret")
+    config = EtcdConfig(endpoints=(etcd.endpoint,), prefix="services",
+                        username="ctmpl", password="s3cret")
+    cat = EtcdCatalog(CatalogConfig(kind="etcd", etcd=config))
+    try:
+        query = cat.service(parse_service("web"))
+        data, index = await asyncio.wait_for(query.fetch(0), TIMEOUT)
+        assert [i.ID for i in data] == ["a"]
+        task = await blocked(query, index)
+        etcd.put("services/web/b", "10.0.0.2:80")
+        data, _ = await asyncio.wait_for(task, TIMEOUT)
+        assert [i.ID for i in data] == ["a", "b"]
+    finally:
+        await cat.aclose()
+    anonymous = make_catalog(etcd.endpoint)
+    try:
+        with pytest.raises(SourceError, match=r"^etcd\.services: "):
+            await asyncio.wait_for(anonymous.services().fetch(0), TIMEOUT)
+    finally:
+        await anonymous.aclose()
