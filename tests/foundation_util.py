@@ -44,7 +44,9 @@ async def render_all(tpl: Template, catalog: Catalog, brain: Brain | None = None
     raise AssertionError("render did not settle")
 
 
-def run_cli(args: Sequence[str], cwd: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: Sequence[str], cwd: Path, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m ctmpl`` as a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "ctmpl", *args],

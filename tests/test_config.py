@@ -185,7 +185,8 @@ def test_json_single_template_object(src: Path) -> None:
         ('logg_level = "info"\n', r"logg_level: unknown key"),
         ('once = "yes"\n', r"once: expected true or false, got 'yes'"),
         ('max_stale = "soon"\n', r"max_stale: 'soon' is not a duration"),
-        ('consul {\n  retry {\n    attempts = "many"\n  }\n}\n', r"consul\.retry\.attempts: expected"),
+        ('consul {\n  retry {\n    attempts = "many"\n  }\n}\n',
+         r"consul\.retry\.attempts: expected"),
         ('template {\n  source = "in.j2"\n  destination = "o"\n  perms = "rwx"\n}\n',
          r"template\[0\]\.perms: expected an octal file mode"),
         ('template {\n  source = "in.j2"\n  destination = "o"\n  check_mode = "later"\n}\n',
@@ -210,7 +211,7 @@ def test_invalid_json_names_line_and_column(src: Path) -> None:
 
 
 def test_missing_config_path(src: Path) -> None:
-    with pytest.raises(ConfigError, match="no such file or directory"):
+    with pytest.raises(ConfigError, match=r"no such file or directory"):
         load(["-config", str(src / "nope.hcl")])
 
 
@@ -224,7 +225,7 @@ def test_template_needs_exactly_one_of_source_and_contents(src: Path) -> None:
 
 
 def test_missing_template_file(src: Path) -> None:
-    with pytest.raises(TemplateError, match="template nope.j2: no such file"):
+    with pytest.raises(TemplateError, match=r"template nope\.j2: no such file"):
         load(["-template", "nope.j2:out"])
 
 

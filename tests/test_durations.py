@@ -54,5 +54,5 @@ def test_wait_negative_is_an_error(bad: str) -> None:
 
 @pytest.mark.parametrize("bad", ["5s:", ":5s", ":", "a:b"])
 def test_wait_malformed(bad: str) -> None:
-    with pytest.raises(ConfigError, match="^wait: "):
+    with pytest.raises(ConfigError, match=r"^wait: "):
         parse_wait("wait", bad)

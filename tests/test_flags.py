@@ -140,7 +140,7 @@ def test_malformed_template_flag(bad: str) -> None:
 
 @pytest.mark.parametrize("bad", ["novalue", "=x"])
 def test_malformed_var(bad: str) -> None:
-    with pytest.raises(UsageError, match="^-var "):
+    with pytest.raises(UsageError, match=r"^-var "):
         parse_var(bad)
 
 

@@ -61,7 +61,21 @@ class Template:
         variables: dict[str, Any] = {**data.globals(), **self.config.vars}
         variables["vars"] = dict(self.config.vars)
         try:
-            text = self._template.render(variables)
+            text = self._render_text(variables)
+        except TemplateError:
+            if data.deps.missing:
+                # Placeholders for data not yet received can trip later expressions
+                # (`service("x")[0].Port + 1`): the render is only incomplete; a real
+                # error shows again once the data is there.
+                return Rendered(content=b"", deps=data.deps)
+            raise
+        if not text.endswith("\n") and text:
+            text += "\n"
+        return Rendered(content=text.encode("utf-8"), deps=data.deps)
+
+    def _render_text(self, variables: dict[str, Any]) -> str:
+        try:
+            return self._template.render(variables)
         except CtmplError as exc:
             raise TemplateError(f"template {self.name}:{_line(exc)}: {exc}") from None
         except jinja2.UndefinedError as exc:
@@ -71,9 +85,6 @@ class Template:
             raise TemplateError(f"template {self.name}:{_line(exc)}: {exc}") from None
         except Exception as exc:
             raise TemplateError(f"template {self.name}:{_line(exc)}: {exc!r}") from None
-        if not text.endswith("\n") and text:
-            text += "\n"
-        return Rendered(content=text.encode("utf-8"), deps=data.deps)
 
 
 def _environment(config: TemplateConfig) -> SandboxedEnvironment:

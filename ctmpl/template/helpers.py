@@ -40,7 +40,13 @@ def regex_replace_all(pattern: str, repl: str, text: str) -> str:
 
 
 def parse_json(text: str) -> Any:
-    """Decode JSON text (e.g. a KV value); a clear error when it is not JSON."""
+    """Decode JSON text (e.g. a KV value); a clear error when it is not JSON.
+
+    Empty text gives an empty map, as in consul-template: ``key()`` returns "" until its
+    data arrives, and that first render must not fail.
+    """
+    if not str(text).strip():
+        return {}
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
