@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import shlex
+import signal
 import tempfile
 from pathlib import Path
 
@@ -40,11 +42,14 @@ async def run_check(command: str, path: Path, timeout: float = 60.0) -> None:
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         output, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
-        proc.kill()
+        # Kill the whole group: a child of the shell holding the pipe would block wait().
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
         raise CheckFailed(f"check {text!r}: timed out after {timeout:g}s") from None
     if proc.returncode != 0:
