@@ -68,6 +68,15 @@ class Pipeline:
         self.dry = dry
         self.proxy = proxy
 
+    def awaiting(self, slot: Slot) -> bool:
+        """True while a query the last render lacked has still not answered.
+
+        Rendering again before then cannot complete; waiting for all of them turns the
+        discovery of thousands of service() queries into a few renders instead of one
+        render per arriving answer.
+        """
+        return any(k in slot.queries and not self.brain.has(k) for k in slot.missing)
+
     def render(self, slot: Slot, now: float) -> bytes | None:
         """Render one slot; None when incomplete. TemplateError propagates."""
         slot.dirty = False
@@ -150,7 +159,7 @@ class Pipeline:
         result = PassResult()
         previous: dict[Path, bytes | None] = {}
         for slot in slots:
-            if not slot.dirty:
+            if not slot.dirty or self.awaiting(slot):
                 continue
             try:
                 content = self.render(slot, now)

@@ -118,7 +118,9 @@ class FileCatalog:
     def service(self, spec: ServiceSpec) -> Query:
         """Instances of one service matching the spec's tag and status filters."""
         return _FileQuery(
-            self, f"file.service({spec.key})", lambda s: filter_instances(spec, s.instances)
+            self,
+            f"file.service({spec.key})",
+            lambda s: filter_instances(spec, s.by_name.get(spec.name, ())),
         )
 
     def nodes(self) -> Query:
