@@ -105,6 +105,7 @@ class Runner:
         if self._stop is not None and code == EXIT_INTERRUPTED:
             log.warning("second interrupt: exiting now")
             os._exit(EXIT_INTERRUPTED)
+        log.info("stopping (signal received)")
         self._stop = EXIT_OK
         self._wake.set()
 
@@ -252,6 +253,9 @@ class Runner:
 def install_signals(runner: Runner) -> None:
     """SIGTERM/SIGINT stop (a second SIGINT forces it); the reload signal reloads."""
     loop = asyncio.get_running_loop()
+    kill_sig = getattr(signal, runner.config.kill_signal, signal.SIGINT)
+    if kill_sig not in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(kill_sig, runner.request_stop)
     loop.add_signal_handler(signal.SIGTERM, runner.request_stop)
     loop.add_signal_handler(signal.SIGINT, runner.request_stop, EXIT_INTERRUPTED)
     reload_sig = getattr(signal, runner.config.reload_signal, signal.SIGHUP)
