@@ -1,0 +1,167 @@
+"""The YAML/JSON file catalog: parsing, positions of errors, dropped entries."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from ctmpl.config.model import CatalogConfig
+from ctmpl.errors import SourceError
+from ctmpl.sources.base import parse_service
+from ctmpl.sources.file import FileCatalog
+from ctmpl.sources.file_parse import read_catalog
+
+GOOD = """
+services:
+  web:
+    - {id: web-2, node: n2, address: 10.0.0.2, port: 80, tags: [b, a, a]}
+    - {id: web-1, node: n1, address: 10.0.0.1, port: "81", meta: {v: "1"}, status: warning}
+nodes:
+  - {node: n1, address: 10.0.1.1}
+kv:
+  /app/x/: 1
+  app/y: {a: 1}
+"""
+
+
+def catalog_at(path: Path) -> FileCatalog:
+    return FileCatalog(CatalogConfig(kind="file", file_path=str(path)))
+
+
+async def fetch(catalog: FileCatalog, query_name: str, *args: object) -> object:
+    data, index = await getattr(catalog, query_name)(*args).fetch(0)
+    assert index == 1
+    return data
+
+
+async def test_yaml_catalog(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    catalog = catalog_at(path)
+    insts = await fetch(catalog, "service", parse_service("web|any"))
+    assert [(i.ID, i.Port, i.Tags, i.Status) for i in insts] == [  # type: ignore[attr-defined]
+        ("web-1", 81, (), "warning"), ("web-2", 80, ("a", "b"), "passing")]
+    assert [i.ID for i in await fetch(catalog, "service", parse_service("web"))] == ["web-2"]  # type: ignore[attr-defined]
+    services = await fetch(catalog, "services")
+    assert [(s.Name, s.Tags) for s in services] == [("web", ("a", "b"))]  # type: ignore[attr-defined]
+    assert [n.Node for n in await fetch(catalog, "nodes")] == ["n1"]  # type: ignore[attr-defined]
+    assert (await fetch(catalog, "key", "app/x")).Value == "1"  # type: ignore[attr-defined]
+    assert await fetch(catalog, "key", "app/z") is None
+    tree = await fetch(catalog, "tree", "app")
+    assert [(p.Key, p.Value) for p in tree] == [("x", "1"), ("y", '{"a": 1}')]  # type: ignore[attr-defined]
+
+
+async def test_json_catalog(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"services": {"api": [{"address": "api.local", "port": 9000}]}}))
+    insts = await fetch(catalog_at(path), "service", parse_service("api"))
+    assert [(i.ID, i.Address) for i in insts] == [("api-api.local-9000", "api.local")]  # type: ignore[attr-defined]
+
+
+def test_malformed_yaml_names_file_line_column(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("services:\n  web:\n    - {id: a, port: 1\n  db: [\n")
+    with pytest.raises(SourceError, match=rf"^catalog {path}:\d+:\d+: ") as info:
+        catalog_at(path)
+    assert info.value.exit_code == 5
+
+
+def test_malformed_json_names_file_line_column(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text('{\n  "services": {\n    "web": [,]\n  }\n}\n')
+    with pytest.raises(SourceError, match=rf"^catalog {path}:3:13: "):
+        catalog_at(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("[1, 2]", "top level must be a mapping"), ("servics: {}", "unknown key 'servics'"),
+     ("services: [1]", "services must map names"), ("nodes: {a: 1}", "nodes must be a list"),
+     ("kv: [1]", "kv must map keys")],
+)
+def test_wrong_shapes(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(SourceError, match=message):
+        read_catalog(path, set())
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="cannot read"):
+        catalog_at(tmp_path / "nope.yaml")
+
+
+def test_empty_file_is_an_error_but_empty_services_are_not(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("")
+    with pytest.raises(SourceError, match="empty"):
+        read_catalog(path, set())
+    path.write_text("services: {}\n")
+    assert read_catalog(path, set()).instances == ()
+
+
+BAD_ENTRIES = """
+services:
+  web:
+    - {id: ok-1, address: 10.0.0.1, port: 80, tags: [good, "bad tag", "x;}", "nl\\n"],
+       meta: {fine: "1", "bad key": "v", inj: "a;b", nl: "x\\ny"}}
+    - {id: inj, address: "1.2.3.4;}", port: 80}
+    - {id: zero, address: 10.0.0.2, port: 0}
+    - {id: big, address: 10.0.0.3, port: 70000}
+    - {id: word, address: 10.0.0.4, port: http}
+    - {id: status, address: 10.0.0.5, port: 80, status: sick}
+    - {id: "id;}", address: 10.0.0.6, port: 80}
+    - {id: ok-2, address: web2.internal, port: 8080}
+    - "not a mapping"
+  "bad name": [{id: s1, address: 10.0.0.7, port: 80}]
+  "evil}": [{id: s2, address: 10.0.0.8, port: 80}]
+  "nl\\n": [{id: s3, address: 10.0.0.9, port: 80}]
+  notalist: 5
+nodes:
+  - {node: n1, address: 10.0.1.1}
+  - {node: "n;2", address: 10.0.1.2}
+  - {node: n3, address: "10.0.1.3 x"}
+"""
+
+
+def test_invalid_entries_dropped_with_one_warning_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(BAD_ENTRIES)
+    warned: set[str] = set()
+    with caplog.at_level(logging.WARNING):
+        snapshot = read_catalog(path, warned)
+    kept = [(i.Name, i.ID) for i in snapshot.instances]
+    assert kept == [("web", "ok-1"), ("web", "ok-2")]
+    ok = snapshot.instances[0]
+    assert ok.Tags == ("good",)
+    assert dict(ok.Meta) == {"fine": "1"}
+    assert [n.Node for n in snapshot.nodes] == ["n1"]
+    skipped = [r.getMessage() for r in caplog.records if "entry skipped" in r.getMessage()]
+    for needle in ("1.2.3.4;}", "port 0 ", "port 70000", "'http'", "sick", "id;}",
+                   "'bad name'", "'evil}'", "notalist", "n;2", "10.0.1.3 x",
+                   "services.web[8]: expected a mapping"):
+        assert sum(needle in m for m in skipped) == 1, (needle, skipped)
+    assert all(str(path) in m for m in skipped)
+    caplog.clear()
+    read_catalog(path, warned)  # an unchanged bad entry is not reported again
+    assert not [r for r in caplog.records if "entry skipped" in r.getMessage()]
+
+
+async def test_reload_keeps_last_good_data_on_malformed_edit(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD)
+    catalog = catalog_at(path)
+    path.write_text("services: [\n")
+    assert catalog.reload() is False
+    _, generation = await catalog.services().fetch(0)
+    assert generation == 1
+    path.write_text(GOOD.replace("10.0.0.2", "10.0.0.22"))
+    assert catalog.reload() is True
+    data, generation = await catalog.service(parse_service("web")).fetch(0)
+    assert generation == 2
+    assert data[0].Address == "10.0.0.22"  # type: ignore[index]
