@@ -299,3 +299,31 @@ def test_problems_in() -> None:
     out = ("nginx: [warn] low\nnginx: [emerg] bad thing in /x:3\n"
            "nginx: configuration file /x test failed\n")
     assert problems_in(out) == ["[emerg] bad thing in /x:3"]
+
+
+# -- reload() against stand-in masters ----------------------------------------------------
+
+
+def fake_master(ignore_hup: bool) -> subprocess.Popen[bytes]:
+    """A process titled like an nginx master, without workers; optionally deaf to SIGHUP."""
+    trap = 'trap "" HUP; ' if ignore_hup else ""
+    return subprocess.Popen(["bash", "-c", f'{trap}exec -a "nginx: master process" sleep 60'])
+
+
+@pytest.mark.parametrize("ignore_hup", [True, False])
+def test_reload_reports_master_that_does_not_reload(nginx_env: NginxEnv,
+                                                     ignore_hup: bool) -> None:
+    proc = fake_master(ignore_hup)
+    try:
+        wait_until(lambda: psutil.Process(proc.pid).cmdline()[:1] == ["nginx: master process"],
+                   what="fake master")
+        nginx_env.pid_file.write_text(f"{proc.pid}\n")
+        ctl = NginxController(dataclasses.replace(nginx_env.cfg, reload_timeout=0.5))
+        master = ctl.master()
+        assert master is not None
+        expected = "did not take effect within 0.5s" if ignore_hup else "exited during reload"
+        with pytest.raises(ProxyError, match=expected):
+            ctl.apply()
+    finally:
+        proc.kill()
+        proc.wait()

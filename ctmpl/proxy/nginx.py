@@ -119,7 +119,7 @@ class NginxController:
         except psutil.Error as exc:
             raise ProxyError(f"nginx: cannot signal master {master.pid}: {exc}") from exc
         deadline = time.monotonic() + self.cfg.reload_timeout
-        problems: list[str] = []
+        refused = False
         while True:
             if not procs.is_live_master(master):
                 lines = procs.problem_lines(error_log, offset)
@@ -129,10 +129,12 @@ class NginxController:
             if now and not now & before:
                 log.info("nginx: reloaded master %d (workers %s)", master.pid, _pids(now))
                 return
-            if not problems and (problems := procs.problem_lines(error_log, offset)):
+            problems = procs.problem_lines(error_log, offset)
+            if _has_emerg(problems) and not refused:
                 # nginx logged why the new config was refused; it keeps the old workers.
+                refused = True
                 deadline = min(deadline, time.monotonic() + PROBLEM_GRACE)
-            if problems and time.monotonic() >= deadline:
+            if refused and time.monotonic() >= deadline:
                 raise ProxyError(f"nginx: reload of master {master.pid} failed, "
                                  "old config still live" + _detail(problems))
             if time.monotonic() >= deadline:
@@ -170,7 +172,10 @@ class NginxController:
                 return master
             rc = proc.poll()
             problems = procs.problem_lines(error_log, offset)
-            if rc is not None and (rc != 0 or problems):
+            # A daemonized start exits 0 at once; a master that fails later logs [emerg].
+            if rc is not None and (rc != 0 or _has_emerg(problems)):
+                if (master := procs.master_from_pid_file(self.cfg.pid_file)) is not None:
+                    return master
                 err.seek(0)
                 output = err.read().decode("utf-8", errors="replace")
                 lines = problems or [_summary(output, rc)]
@@ -213,6 +218,10 @@ def _summary(output: str, rc: int) -> str:
         return "; ".join(problems)
     lines = [line.removeprefix("nginx: ").strip() for line in output.splitlines() if line.strip()]
     return lines[-1] if lines else f"exit code {rc}"
+
+
+def _has_emerg(lines: list[str]) -> bool:
+    return any(line.startswith("[emerg]") for line in lines)
 
 
 def _detail(lines: list[str]) -> str:
