@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ctmpl.brain import Brain
 from ctmpl.config.model import Config
-from ctmpl.errors import EXIT_INTERRUPTED, EXIT_OK, CtmplError, SourceError
+from ctmpl.errors import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, CtmplError, SourceError
 from ctmpl.pipeline import PassResult, Pipeline, Slot
 from ctmpl.proxy.nginx import NginxController
 from ctmpl.quiesce import Quiescence
@@ -180,8 +180,9 @@ class Runner:
     def _note_errors(self, result: PassResult) -> None:
         if self.config.command_error_fatal:
             for error in result.errors:
-                if error.exit_code == 7:
+                if isinstance(error, CommandFailed):
                     self._failure = error
+                    self._wake.set()
 
     async def _ensure_proxy(self) -> None:
         proxy = self.pipeline.proxy
