@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.daemon import Daemon, daemon, wait_for, write_atomic, write_catalog
+from tests.fixtures_consul import ConsulFixture
 from tests.fixtures_nginx import Backend, NginxEnv
 
 UPSTREAM = """\
@@ -182,3 +183,25 @@ def test_sigterm_exits_zero_and_removes_pid_file(
     assert code == 0
     assert not pid_file.exists()
     assert nginx_env.master_pid() is not None, "stopping ctmpl leaves nginx serving"
+
+
+def test_consul_fed_nginx_follows_instances(
+    tmp_path: Path,
+    nginx_env: NginxEnv,
+    make_backend: Callable[[str], Backend],
+    consul: ConsulFixture,
+) -> None:
+    a, b = make_backend("a"), make_backend("b")
+    _, args = setup(tmp_path, nginx_env)
+    args = ["-consul-addr", consul.addr, *args[2:]]
+    consul.register("a", "web", "127.0.0.1", a.port)
+    with daemon(args, tmp_path / "ctmpl.log") as proc:
+        nginx_env.wait_body("a\n")
+        consul.register("b", "web", "127.0.0.1", b.port)
+        wait_for(lambda: seen_backends(nginx_env) == {"a", "b"}, what="b to receive requests")
+        consul.set_status("a", "critical")
+        wait_for(lambda: seen_backends(nginx_env) == {"b"}, what="failing a to leave")
+        consul.deregister("b")
+        consul.set_status("a", "passing")
+        wait_for(lambda: seen_backends(nginx_env) == {"a"}, what="a back, b gone")
+        assert proc.alive()
