@@ -223,11 +223,16 @@ class NginxEnv:
 
     def stop(self) -> None:
         """Kill every process of this env and wait for them to go."""
-        procs = self.processes()
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        wait_gone(procs, TIMEOUT)
+        for _ in range(5):
+            procs = self.processes()
+            if not procs:
+                return
+            # Masters first: a master whose worker dies forks a new one.
+            procs.sort(key=lambda p: not _title(p).startswith("nginx: master process"))
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            wait_gone(procs, TIMEOUT)
 
     # -- traffic and logs ----------------------------------------------------------------
 

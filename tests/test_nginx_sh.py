@@ -29,9 +29,10 @@ CRASHING_RELOAD = """\
 import os, sys, psutil
 if "-s" in sys.argv:
     master = psutil.Process(int(open({pid_file!r}).read()))
-    for child in master.children():
-        child.kill()
-    master.kill()
+    workers = master.children()
+    master.kill()  # first, or it respawns the workers killed below
+    for worker in workers:
+        worker.kill()
     print("nginx: [alert] kill(1234, 1) failed (3: No such process)", file=sys.stderr)
     sys.exit(1)
 os.execv({nginx!r}, [{nginx!r}, *sys.argv[1:]])
