@@ -359,3 +359,24 @@ async def test_username_and_password(etcd: EtcdServer) -> None:
             await asyncio.wait_for(anonymous.services().fetch(0), TIMEOUT)
     finally:
         await anonymous.aclose()
+
+
+async def test_channel_closed_under_blocked_fetches(
+    etcd: EtcdServer, catalog: EtcdCatalog
+) -> None:
+    # grpc.aio reports calls cancelled by a channel close as asyncio.CancelledError: the
+    # watch must turn that into an error for its fetches, not die and leave them blocked.
+    etcd.put("services/web/a", "10.0.0.1:80")
+    etcd.put("app/x", "1")
+    service, key = catalog.service(parse_service("web")), catalog.key("app/x")
+    _, sindex = await service.fetch(0)
+    _, kindex = await key.fetch(0)
+    tasks = [await blocked(service, sindex), await blocked(key, kindex)]
+    await catalog._conn.aclose()
+    for task in tasks:
+        with pytest.raises(SourceError, match="connection closed"):
+            await asyncio.wait_for(task, TIMEOUT)
+    etcd.put("app/x", "2")
+    await until(key, lambda v: v is not None and v.Value == "2", kindex)
+    data, _ = await asyncio.wait_for(service.fetch(0), TIMEOUT)
+    assert [i.ID for i in data] == ["a"]

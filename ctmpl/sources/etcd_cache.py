@@ -83,27 +83,48 @@ class RangeCache:
         self._wake = asyncio.Event()
 
     async def _run(self) -> None:
-        """Follow the range; after a connection failure try each other endpoint once, then
-        hand the error to the blocked fetches and end (the next fetch starts over)."""
+        """Follow the range until it fails on every endpoint; whatever ends the task, the
+        blocked fetches are woken with an error (the next fetch starts over)."""
+        error = EtcdUnavailable("watch stopped")
+        try:
+            error = await self._attempts()
+        except Exception as exc:  # a bug must not leave fetches blocked forever
+            log.exception("etcd: watch of %s crashed", self._label)
+            error = describe(exc, "etcd")
+        finally:
+            self._live, self._error = False, error
+            self._notify()
+
+    async def _attempts(self) -> EtcdUnavailable:
+        """After a connection failure try each other endpoint once, then give up."""
         failures = 0
         while True:
-            session: Session | None = None
-            try:
-                session = await self._conn.open()
-                await self._follow(session)
-            except asyncio.CancelledError:
+            error = await self._attempt()
+            log.debug("etcd: watch of %s failed: %s", self._label, error)
+            failures = 1 if self._live else failures + 1
+            self._live = False
+            if not error.reconnect or failures >= self._conn.endpoint_count:
+                return error
+
+    async def _attempt(self) -> EtcdUnavailable:
+        try:
+            session = await self._conn.open()
+        except EtcdUnavailable as exc:
+            return exc
+        error: EtcdUnavailable | None = None
+        try:
+            await self._follow(session)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
                 raise
-            except Exception as exc:
-                error = describe(exc, session.endpoint if session else "etcd")
-                log.debug("etcd: watch of %s failed: %s", self._label, error)
-                if session is not None and error.reconnect:
-                    await self._conn.reset(session)
-                failures = 1 if self._live else failures + 1
-                self._live = False
-                if not error.reconnect or failures >= self._conn.endpoint_count:
-                    self._error = error
-                    self._notify()
-                    return
+            # grpc.aio raises CancelledError for a call cancelled under it (channel closed).
+            error = EtcdUnavailable(f"connection closed ({session.endpoint})")
+        except Exception as exc:
+            error = describe(exc, session.endpoint)
+        finally:
+            await self._conn.release(session, failed=error is not None and error.reconnect)
+        return error or EtcdUnavailable(f"watch ended ({session.endpoint})")
 
     async def _follow(self, session: Session) -> None:
         need_read = self.index == 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ class EtcdUnavailable(Exception):
         self.reconnect = reconnect
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Session:
     """An open channel with its stubs; replaced as a whole after a connection failure."""
 
@@ -63,6 +63,7 @@ class Session:
     kv: Any
     watch: Any
     metadata: Metadata
+    users: int = field(default=0)
 
 
 def describe(exc: BaseException, endpoint: str) -> EtcdUnavailable:
@@ -110,7 +111,7 @@ class EtcdConnection:
         return len(self._config.endpoints)
 
     async def open(self) -> Session:
-        """The current session, connecting (and authenticating) when there is none."""
+        """The current session (connecting when there is none); ``release`` it when done."""
         async with self._lock:
             if self._session is None:
                 endpoint = self._config.endpoints[self._next % len(self._config.endpoints)]
@@ -119,17 +120,22 @@ class EtcdConnection:
                 except Exception as exc:
                     self._next += 1
                     raise describe(exc, endpoint) from exc
+            self._session.users += 1
             return self._session
 
-    async def reset(self, session: Session) -> None:
-        """Drop ``session`` (if still current) so the next ``open`` reconnects elsewhere."""
+    async def release(self, session: Session, *, failed: bool) -> None:
+        """Stop using ``session``; ``failed`` retires it so the next ``open`` reconnects
+        (to the next endpoint). A retired channel is closed once its last user is gone:
+        closing it earlier would cancel the other ranges' healthy calls."""
         async with self._lock:
-            if self._session is not session:
-                return
-            self._session = None
-            self._next += 1
-        log.debug("etcd: closing channel to %s", session.endpoint)
-        await session.channel.close()
+            session.users -= 1
+            if failed and self._session is session:
+                self._session = None
+                self._next += 1
+            close = session.users <= 0 and self._session is not session
+        if close:
+            log.debug("etcd: closing channel to %s", session.endpoint)
+            await session.channel.close()
 
     async def aclose(self) -> None:
         """Close the current channel, cancelling its calls."""
