@@ -99,9 +99,8 @@ class QueryWatch:
         if self._failures:
             log.info("%s: recovered after %d failed attempt(s)", key, self._failures)
             self._failures = 0
-        unchanged = self._have_data and index > 0 and index == self._index
         self._index = next_index(self._index, index)
-        if unchanged or (self._have_data and data == self._last):
+        if self._have_data and data == self._last:
             return True
         self._have_data, self._last = True, data
         self._emit(key, data)

@@ -92,10 +92,18 @@ async def test_passes_last_index_and_emits_changes() -> None:
 
 
 async def test_unchanged_index_emits_nothing() -> None:
-    watch, query, rec, _ = make([("a", 5), ("a", 5), ("other", 5), ("b", 6)])
+    watch, query, rec, _ = make([("a", 5), ("a", 5), ("a", 5), ("b", 6)])
     await steps(watch, 4)
     assert rec.emitted == [("q", "a"), ("q", "b")]
     assert query.indexes == [0, 5, 5, 5]
+
+
+async def test_same_index_with_new_data_is_emitted() -> None:
+    # A restarted server can reach the old index number again with other data:
+    # the data decides, so the change is never lost.
+    watch, _, rec, _ = make([("a", 5), ("restarted", 5)])
+    await steps(watch, 2)
+    assert rec.emitted == [("q", "a"), ("q", "restarted")]
 
 
 async def test_equal_data_with_new_index_emits_nothing() -> None:
