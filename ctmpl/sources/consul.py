@@ -39,7 +39,7 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar
@@ -73,6 +73,11 @@ PULSE_CONNECTIONS = 4
 _READ_TIMEOUT = 15.0  # a non-blocking read
 _TIMEOUT_MARGIN = 5.0  # on top of wait + wait/16 for a blocking read
 _OTHER_DC_POLL = 5.0
+# After a lost connection, long-polls use a short wait for a while: an agent that restarted
+# (a dev agent starts again from index ~10) may by chance be at the very index a watch
+# holds from before, and a full-length poll would then hide the new data for a whole wait.
+_RECOVERY_WINDOW = 10.0
+_RECOVERY_WAIT = 1.0
 _NODE_MAINT = "_node_maintenance"
 _SERVICE_MAINT = "_service_maintenance:"
 
@@ -146,6 +151,7 @@ class _Answer:
     body: Any  # parsed JSON, or None for a 404
     index: int
     last_contact: float  # seconds
+    epoch: int  # the catalog's connection epoch when the request was sent
 
 
 class _Seen(Generic[T]):
@@ -181,7 +187,10 @@ class _Pulse:
 
     async def _follow(self, catalog: ConsulCatalog, path: str, params: Params) -> None:
         index = 0
+        epoch = -1
         while True:
+            if epoch != catalog.epoch:
+                index = 0
             try:
                 answer = await catalog.request(f"pulse({path})", path, params, index, "pulse")
             except SourceError as exc:
@@ -193,6 +202,7 @@ class _Pulse:
                 self._event.set()
                 self._event = asyncio.Event()
             index = answer.index if answer.index >= index else 0
+            epoch = answer.epoch
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -200,7 +210,7 @@ class _Pulse:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class ConsulQuery:
     """One Consul blocking query; ``decode`` turns the JSON body (None on 404) into data."""
 
@@ -211,10 +221,12 @@ class ConsulQuery:
     decode: Callable[[Any], object]
     kind: Kind
     dc: str = ""
+    epoch: int = -1  # connection epoch of the last answer (see ConsulCatalog.epoch)
 
     async def fetch(self, index: int) -> tuple[object, int]:
         """(data, X-Consul-Index), blocking while nothing changed past ``index``."""
         answer = await self.catalog.blocking_get(self, index)
+        self.epoch = answer.epoch
         return self.decode(answer.body), answer.index
 
 
@@ -243,6 +255,9 @@ class ConsulCatalog:
         )
         self._session: aiohttp.ClientSession | None = None
         self._pulses: dict[Kind, _Pulse] = {}
+        self.epoch = 0  # bumped by every transport failure: the agent may have restarted
+        self._lost: asyncio.Event | None = None
+        self._recovering_until = 0.0
 
     # -- the Catalog protocol --------------------------------------------------------
 
@@ -329,7 +344,9 @@ class ConsulCatalog:
     async def blocking_get(self, query: ConsulQuery, index: int) -> _Answer:
         """One fetch: a long-poll when a slot is free, else quick reads paced by a pulse."""
         key, path, params = query.key, query.path, query.params
-        if index <= 0:
+        if index <= 0 or query.epoch != self.epoch:
+            # After a lost connection the index may come from an agent that has restarted
+            # since (a dev agent starts again near 0): long-polling with it would hang.
             return await self.stale_get(key, path, params, 0, "quick")
         if self._long_polls < self._long_slots:
             self._long_polls += 1
@@ -383,18 +400,49 @@ class ConsulCatalog:
         wait = 0.0
         if index > 0:
             wait = self._config.block_query_wait
+            if asyncio.get_running_loop().time() < self._recovering_until:
+                wait = min(wait, _RECOVERY_WAIT)
             query += [("index", str(index)), ("wait", f"{max(1, round(wait * 1000))}ms")]
         timeout = wait + wait / 16 + _TIMEOUT_MARGIN if wait else _READ_TIMEOUT
         url = URL(self._base + quote(path, safe="/"), encoded=True)
         if mode == "quick":
             async with self._quick:
                 return await self._get(key, url, query, timeout)
-        return await self._get(key, url, query, timeout)
+        if index <= 0:
+            return await self._get(key, url, query, timeout)
+        answer = await self._unless_lost(self._get(key, url, query, timeout))
+        if answer is None:
+            log.log(TRACE, "%s: another request lost the agent; reading afresh", key)
+            return await self._get(key, url, list(params), _READ_TIMEOUT)
+        return answer
+
+    async def _unless_lost(self, request: Awaitable[_Answer]) -> _Answer | None:
+        """Run a long-poll; None when another request loses the agent meanwhile."""
+        if self._lost is None:
+            self._lost = asyncio.Event()
+        poll = asyncio.ensure_future(request)
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait((poll, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not poll.done():
+                poll.cancel()
+                await asyncio.wait((poll,))
+        return poll.result() if not poll.cancelled() else None
+
+    def _connection_lost(self) -> None:
+        self.epoch += 1
+        self._recovering_until = asyncio.get_running_loop().time() + _RECOVERY_WINDOW
+        if self._lost is not None:
+            self._lost.set()
+            self._lost = None
 
     async def _get(
         self, key: str, url: URL, query: list[tuple[str, str]], timeout: float
     ) -> _Answer:
         session = self._open()
+        epoch = self.epoch
         log.log(TRACE, "%s: GET %s %s", key, url.path, query)
         try:
             async with session.get(
@@ -408,21 +456,23 @@ class ConsulCatalog:
                 allow_redirects=False,
             ) as resp:
                 data = await resp.read()
-                return self._answer(key, resp, data)
+                return self._answer(key, resp, data, epoch)
         except SourceError:
             raise
         except TimeoutError:
+            self._connection_lost()
             raise SourceError(f"{key}: no answer within {timeout:g}s ({self.hostport})") from None
-        except aiohttp.ClientError as exc:
-            raise SourceError(f"{key}: {self._describe(exc)}") from None
-        except (OSError, ssl.SSLError) as exc:
+        except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+            self._connection_lost()
             raise SourceError(f"{key}: {self._describe(exc)}") from None
 
-    def _answer(self, key: str, resp: aiohttp.ClientResponse, data: bytes) -> _Answer:
+    def _answer(
+        self, key: str, resp: aiohttp.ClientResponse, data: bytes, epoch: int
+    ) -> _Answer:
         index = _int_header(resp, "X-Consul-Index")
         contact = _int_header(resp, "X-Consul-LastContact") / 1000.0
         if resp.status == 404 and key.startswith("kv."):
-            return _Answer(None, index, contact)
+            return _Answer(None, index, contact, epoch)
         if resp.status != 200:
             text = data.decode("utf-8", errors="replace").strip().splitlines()
             detail = text[0][:200] if text else resp.reason or ""
@@ -435,7 +485,7 @@ class ConsulCatalog:
             body = json.loads(data) if data else None
         except ValueError:
             raise SourceError(f"{key}: invalid JSON in the answer from {self.hostport}") from None
-        return _Answer(body, index, contact)
+        return _Answer(body, index, contact, epoch)
 
     def _describe(self, exc: BaseException) -> str:
         """A one-line reason for a transport failure, without URLs or credentials."""
