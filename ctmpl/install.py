@@ -66,9 +66,11 @@ def install(path: Path, content: bytes, options: InstallOptions = InstallOptions
 
 
 def backup(path: Path) -> Path:
-    """Copy ``path`` to ``path.bak`` (mode and times kept), atomically."""
+    """Copy ``path`` to ``path.bak`` (mode and owner kept), atomically."""
     target = path.with_name(path.name + ".bak")
-    tmp = _write_temp(target, path.read_bytes(), _stat(path).st_mode & 0o7777)  # type: ignore[union-attr]
+    old = path.stat()
+    tmp = _write_temp(target, path.read_bytes(), old.st_mode & 0o7777)
+    _chown(tmp, old.st_uid, old.st_gid)
     os.replace(tmp, target)
     return target
 

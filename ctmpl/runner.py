@@ -175,6 +175,20 @@ class Runner:
             if self.config.once:
                 return EXIT_OK
             await self._ensure_proxy()
+        elif self.config.once and isinstance(self.catalog, FileCatalog):
+            return self._static_catalog_lacks_data()
+        return None
+
+    def _static_catalog_lacks_data(self) -> int | None:
+        """In ``-once`` the file catalog never changes: a render still lacking data fails."""
+        for slot in (s for g in self.groups for s in g.slots):
+            if not slot.complete_once and not slot.dirty and not self.pipeline.awaiting(slot):
+                error = SourceError(
+                    f"template {slot.template.name}: the catalog has no data for "
+                    f"{', '.join(sorted(slot.missing))} (-once cannot wait for it)"
+                )
+                log.error("%s", error)
+                return error.exit_code
         return None
 
     def _note_errors(self, result: PassResult) -> None:

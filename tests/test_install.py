@@ -76,6 +76,9 @@ def test_keeps_old_owner(tmp_path: Path) -> None:
     st = dest.stat()
     assert (st.st_uid, st.st_gid) == (4321, 4322)
     assert dest.read_bytes() == b"new"
+    install(dest, b"newer", InstallOptions(backup=True))
+    bak = (tmp_path / "a.conf.bak").stat()
+    assert (bak.st_uid, bak.st_gid) == (4321, 4322), "the backup keeps the owner too"
 
 
 def test_backup(tmp_path: Path) -> None:

@@ -80,3 +80,9 @@ def test_sorted_data_gives_identical_bytes() -> None:
     again.set("service(web|passing)", tuple(insts))
     assert render(text, again) == first
     assert first.index(b'"Meta":{"a":"1","b":"2"}') > 0
+
+
+def test_a_variable_cannot_shadow_a_function() -> None:
+    assert render('{{ toUpper("x") }} {{ env("NO_SUCH_VAR_X", "d") }}\n', vars={"env": "v"}) == (
+        b"X d\n"
+    )

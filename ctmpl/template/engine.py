@@ -58,7 +58,9 @@ class Template:
     def render(self, catalog: Catalog, brain: Brain) -> Rendered:
         """Render against the brain's current data; TemplateError names file and line."""
         data = DataFunctions(catalog, brain, self.config.sandbox_path)
-        variables: dict[str, Any] = {**data.globals(), **self.config.vars}
+        # Functions win over variables of the same name: `-var service=x` must not
+        # silently replace service().
+        variables: dict[str, Any] = {**self.config.vars, **data.globals()}
         variables["vars"] = dict(self.config.vars)
         try:
             text = self._render_text(variables)
