@@ -1,10 +1,11 @@
 """A live copy of one etcd key range: one read, then a watch from the next revision.
 
 Every query over the same range shares one cache (service queries all share the
-catalog prefix). The background task never retries on its own: a failure is handed
-to the blocked fetches as ``EtcdUnavailable``, and the next fetch starts a new task
-that resumes the watch at the last seen revision + 1, so no change is lost. If that
-revision was compacted meanwhile, the range is read again in full
+catalog prefix). The background task does no backoff of its own: after a failure it
+tries each other endpoint once, then hands the error to the blocked fetches as
+``EtcdUnavailable`` and ends; the next fetch starts a new task that resumes the watch
+at the last seen revision + 1, so no change is lost. If that revision was compacted
+meanwhile, the range is read again in full
 (https://etcd.io/docs/v3.4/learning/api/#watch-streams).
 """
 
