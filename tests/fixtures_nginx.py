@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -160,9 +161,22 @@ class NginxEnv:
 
     def start(self) -> int:
         """Start nginx directly (not through ctmpl) and return the master pid."""
-        subprocess.run([self.binary, "-c", str(self.config)], check=True, timeout=TIMEOUT,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(3):
+            with tempfile.TemporaryFile() as err:  # a file: the daemon may keep stderr open
+                res = subprocess.run([self.binary, "-c", str(self.config)], timeout=TIMEOUT,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=err, start_new_session=True, check=False)
+                err.seek(0)
+                output = err.read().decode(errors="replace")
+            if res.returncode == 0:
+                break
+            if "Address already in use" not in output:
+                pytest.fail(f"nginx did not start: {output}")
+            # Another process took the port between free_port() and now: pick another.
+            self.port = free_port()
+            self.config.write_text(self.main_conf())
+        else:
+            pytest.fail(f"nginx did not start: {output}")
         wait_until(lambda: self.master_pid() is not None, what="nginx master")
         wait_until(self.worker_pids, what="nginx workers")
         pid = self.master_pid()
