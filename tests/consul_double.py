@@ -731,7 +731,8 @@ class ConsulDouble:
         deadline = loop.time() + wait + random.uniform(0, wait / 16)
         while index <= want and (remaining := deadline - loop.time()) > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.state.changed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self.state.changed.wait()
             index, body = read()
         return index, body
 

@@ -366,7 +366,8 @@ class ConsulCatalog:
                 if changed is None:
                     await asyncio.sleep(min(remaining, _OTHER_DC_POLL))
                 else:
-                    await asyncio.wait_for(changed.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await changed.wait()
 
     def _pulse(self, kind: Kind) -> _Pulse:
         if kind not in self._pulses:
