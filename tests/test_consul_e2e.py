@@ -56,7 +56,7 @@ class Ctmpl:
         self.src.write_text(TEMPLATE)
         args = [
             sys.executable, "-m", "ctmpl", "-consul-addr", addr,
-            "-template", f"{self.src}:{self.dest}", "-wait", "0s", "-log-level", "trace",
+            "-template", f"{self.src}:{self.dest}", "-wait", "0s", "-log-level", "debug",
         ]
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)

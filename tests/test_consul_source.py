@@ -360,3 +360,21 @@ async def test_many_watches_stay_under_the_connection_limit(consul: ConsulFixtur
 ])
 def test_parse_address(address: str, tls: bool, expected: tuple[str, str]) -> None:
     assert parse_address(address, TLS(enabled=tls)) == expected
+
+
+async def test_agent_restart_does_not_stall_watches(
+    consul: ConsulFixture, catalog: ConsulCatalog
+) -> None:
+    """A restarted dev agent starts its indexes again; the old index must not hang a fetch."""
+    web(consul)
+    query = service(catalog, "web|any")
+    _, index = await query.fetch(0)
+    pending = asyncio.create_task(query.fetch(index))
+    await asyncio.sleep(0.2)
+    await asyncio.to_thread(consul.stop)
+    with pytest.raises(SourceError):
+        await asyncio.wait_for(pending, PROMPT)
+    await asyncio.to_thread(consul.start)
+    await asyncio.to_thread(web, consul)
+    data, _ = await asyncio.wait_for(query.fetch(index), PROMPT)
+    assert ids(data) == ["web-1", "web-2", "web-3"]
