@@ -10,18 +10,16 @@ file is installed with a backup, checked, and rolled back if the check fails.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import os
 import re
 import shlex
-import signal
 import tempfile
 from pathlib import Path
 
 from ctmpl.errors import CheckFailed
 from ctmpl.install import InstallOptions, install, read_current
+from ctmpl.shell import TimedOut, run_shell
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +35,13 @@ def expand(command: str, path: Path) -> str:
 async def run_check(command: str, path: Path, timeout: float = 60.0) -> None:
     """Run the check against ``path``; CheckFailed carries the checker's output."""
     text = expand(command, path)
-    proc = await asyncio.create_subprocess_shell(
-        text,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
     try:
-        output, _ = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        # Kill the whole group: a child of the shell holding the pipe would block wait().
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+        result = await run_shell(text, timeout)
+    except TimedOut:
         raise CheckFailed(f"check {text!r}: timed out after {timeout:g}s") from None
-    if proc.returncode != 0:
-        detail = output[:MAX_OUTPUT].decode("utf-8", "replace").strip().replace("\n", " | ")
-        raise CheckFailed(f"check {text!r} failed (status {proc.returncode}): {detail}")
+    if result.returncode != 0:
+        detail = result.output[:MAX_OUTPUT].strip().replace("\n", " | ")
+        raise CheckFailed(f"check {text!r} failed (status {result.returncode}): {detail}")
     log.info("checked %s: %s passed", path, text)
 
 

@@ -6,19 +6,15 @@ a timeout kills the whole tree. Output is logged line by line, never interpreted
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import signal
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ctmpl.errors import CommandFailed
+from ctmpl.shell import TimedOut, run_shell
 
 log = logging.getLogger(__name__)
 
-MAX_LOGGED_OUTPUT = 8192
 
 
 @dataclass(frozen=True)
@@ -43,33 +39,19 @@ def unique_in_order(commands: Iterable[Command]) -> list[Command]:
 async def run_command(command: Command, env: dict[str, str] | None = None) -> None:
     """Run one command; CommandFailed on a non-zero exit, a signal or a timeout."""
     log.info("running command: %s", command.text)
-    proc = await asyncio.create_subprocess_shell(
-        command.text,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        env=env,
-    )
     try:
-        output, _ = await asyncio.wait_for(proc.communicate(), command.timeout)
-    except TimeoutError:
-        _kill_group(proc.pid)
-        await proc.wait()
+        result = await run_shell(command.text, command.timeout, env)
+    except TimedOut:
         raise CommandFailed(
             f"command {command.text!r}: timed out after {command.timeout:g}s (killed)"
         ) from None
-    except asyncio.CancelledError:
-        _kill_group(proc.pid)
-        raise
-    text = output[:MAX_LOGGED_OUTPUT].decode("utf-8", "replace").rstrip()
-    for line in text.splitlines():
+    for line in result.output.splitlines():
         log.info("command %r: %s", command.text, line)
-    if proc.returncode != 0:
-        last = text.splitlines()[-1] if text else ""
+    if result.returncode != 0:
+        last = result.output.splitlines()[-1] if result.output else ""
         detail = f": {last}" if last else ""
         raise CommandFailed(
-            f"command {command.text!r}: exited with status {proc.returncode}{detail}"
+            f"command {command.text!r}: exited with status {result.returncode}{detail}"
         )
 
 
@@ -84,7 +66,3 @@ async def run_commands(commands: Iterable[Command]) -> list[CommandFailed]:
             failures.append(exc)
     return failures
 
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)

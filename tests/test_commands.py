@@ -69,3 +69,11 @@ def _is_zombie(pid: int) -> bool:
 async def test_command_output_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     await run_command(Command("echo hello-from-cmd"))
     assert any("hello-from-cmd" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_command_leaving_a_daemon_on_its_output_returns_when_the_shell_exits() -> None:
+    # Like nginx.sh cold-starting nginx whose error_log is stderr: the daemon keeps the
+    # output open long after the command itself has finished.
+    started = time.monotonic()
+    await run_command(Command("setsid sleep 5 & echo started", timeout=4))
+    assert time.monotonic() - started < 3
