@@ -28,6 +28,11 @@ matching kind (catalog or KV), then reads again. Thousands of watches therefore 
 number of connections, and a change still reaches every watch within one round trip. Queries
 for another datacenter have no pulse and re-read every ``_OTHER_DC_POLL`` seconds instead.
 A ``429`` is a retryable SourceError like any other.
+
+Lost connections. Every transport failure bumps ``epoch``: in-flight long-polls are cut short
+and every query re-reads without an index before blocking again, with short waits for
+``_RECOVERY_WINDOW`` seconds, because a restarted agent's indexes start over and one equal
+to an old index would otherwise hold a watch for a whole ``wait``.
 """
 
 from __future__ import annotations
