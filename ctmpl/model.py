@@ -110,6 +110,20 @@ def parse_port(value: Any) -> int:
     return port
 
 
+_WARNED: set[str] = set()
+_WARNED_MAX = 10_000
+
+
+def warn_once(message: str) -> None:
+    """Log a dropped-entry warning once, not on every poll that sees the same entry."""
+    if message in _WARNED:
+        return
+    if len(_WARNED) >= _WARNED_MAX:
+        _WARNED.clear()
+    _WARNED.add(message)
+    log.warning("%s", message)
+
+
 def clean_tags(where: str, tags: Iterable[Any]) -> tuple[str, ...]:
     """Sorted, de-duplicated tags; unsafe ones are dropped with a warning."""
     kept: set[str] = set()
@@ -117,7 +131,7 @@ def clean_tags(where: str, tags: Iterable[Any]) -> tuple[str, ...]:
         if isinstance(tag, str) and _TAG.fullmatch(tag):
             kept.add(tag)
         else:
-            log.warning("%s: dropped unsafe tag %r", where, tag)
+            warn_once(f"{where}: dropped unsafe tag {tag!r}")
     return tuple(sorted(kept))
 
 
@@ -129,7 +143,7 @@ def clean_meta(where: str, meta: Mapping[Any, Any] | None) -> dict[str, str]:
         if safe_key and isinstance(value, str) and not _UNSAFE_VALUE.search(value):
             kept[key] = value
             continue
-        log.warning("%s: dropped unsafe meta %r=%r", where, key, value)
+        warn_once(f"{where}: dropped unsafe meta {key!r}={value!r}")
     return kept
 
 

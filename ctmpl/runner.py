@@ -240,8 +240,10 @@ class Runner:
 
     async def _sleep_until(self, deadline: float | None) -> None:
         timeout = None if deadline is None else max(0.0, deadline - self.clock())
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
         self._wake.clear()
 
     def _apply_reload(self) -> None:

@@ -43,7 +43,8 @@ async def run_shell(text: str, timeout: float, env: dict[str, str] | None = None
             env=env,
         )
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await proc.wait()
         except TimeoutError:
             kill_group(proc.pid)
             await proc.wait()

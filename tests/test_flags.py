@@ -57,6 +57,7 @@ CASES: dict[str, tuple[str, Get, Any]] = {
     "consul-retry-attempts": ("4", lambda c: c.catalog.consul.retry.attempts, 4),
     "consul-retry-backoff": ("2s", lambda c: c.catalog.consul.retry.backoff, 2.0),
     "consul-retry-max-backoff": ("90s", lambda c: c.catalog.consul.retry.max_backoff, 90.0),
+    "consul-max-connections": ("32", lambda c: c.catalog.consul.max_connections, 32),
     "etcd-ca-cert": ("/eca.pem", lambda c: c.catalog.etcd.tls.ca_cert, "/eca.pem"),
     "etcd-cert": ("/ec.pem", lambda c: c.catalog.etcd.tls.cert, "/ec.pem"),
     "etcd-key": ("/ek.pem", lambda c: c.catalog.etcd.tls.key, "/ek.pem"),

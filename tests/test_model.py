@@ -91,3 +91,11 @@ def test_sorting_and_summary() -> None:
              make(id="z", node="n1", tags=["y", "x"]), make(name="db", id="d", node="n0")]
     assert [i.ID for i in sort_instances(insts)] == ["d", "z", "a", "b"]
     assert [(s.Name, s.Tags) for s in summarize(insts)] == [("db", ()), ("web", ("x", "y"))]
+
+
+def test_a_dropped_tag_is_warned_once_across_polls(caplog: pytest.LogCaptureFixture) -> None:
+    from ctmpl.model import clean_tags
+
+    for _ in range(3):
+        assert clean_tags("svc(x) i-1", ["ok", "bad;tag"]) == ("ok",)
+    assert caplog.text.count("dropped unsafe tag 'bad;tag'") == 1

@@ -70,6 +70,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("consul-retry-attempts", "consul.retry.attempts", help="0 = forever", metavar="N"),
     Flag("consul-retry-backoff", "consul.retry.backoff", help="first retry delay", metavar="DUR"),
     Flag("consul-retry-max-backoff", "consul.retry.max_backoff", help="retry delay cap"),
+    Flag("consul-max-connections", "consul.max_connections", help="HTTP connection budget",
+         metavar="N"),
     Flag("etcd-ca-cert", "etcd.ssl.ca_cert", help="etcd CA certificate file", metavar="PATH"),
     Flag("etcd-cert", "etcd.ssl.cert", help="etcd client certificate file", metavar="PATH"),
     Flag("etcd-key", "etcd.ssl.key", help="etcd client key file", metavar="PATH"),

@@ -196,7 +196,16 @@ def _consul(raw: Mapping[str, Any]) -> ConsulConfig:
         auth_password=auth.get("password", "") if enabled else "",
         ssl=_tls(raw.get("ssl", {})),
         retry=_retry(raw.get("retry", {})),
+        max_connections=_connections(raw.get("max_connections", 64)),
     )
+
+
+def _connections(value: int) -> int:
+    if not 8 <= value <= 190:
+        raise ConfigError(
+            f"consul.max_connections: {value} is outside 8-190 (the agent allows 200 per client)"
+        )
+    return value
 
 
 def _etcd(raw: Mapping[str, Any]) -> EtcdConfig:

@@ -148,6 +148,7 @@ CONSUL_SCHEMA: Schema = {
     "auth": {"enabled": as_bool, "username": as_str, "password": as_str},
     "ssl": TLS_SCHEMA,
     "retry": RETRY_SCHEMA,
+    "max_connections": as_int,
 }
 ETCD_SCHEMA: Schema = {
     "endpoints": as_str_list,

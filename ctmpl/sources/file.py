@@ -108,7 +108,8 @@ class FileCatalog:
         if index and index >= self._generation and self._changed is not None:
             event = self._changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), self._wait)
+                async with asyncio.timeout(self._wait):
+                    await event.wait()
         return self._snapshot, self._generation
 
     def services(self) -> Query:
