@@ -1,0 +1,225 @@
+"""HTTP to the Consul agent: address and TLS settings, one GET with its error messages.
+
+The client is aiohttp, used directly rather than through py-consul's ``consul.aio``: ctmpl
+needs response headers the client does not expose (``X-Consul-LastContact`` for the
+``max_stale`` rule), a timeout per request derived from that request's ``wait``, TLS
+``server_name`` / ``ca_path``, one bounded connection pool, and its own error messages.
+
+Every failure becomes a ``SourceError`` that starts with the query's key and names the agent's
+``host:port``, never a URL or a credential. A ``429`` is a retryable SourceError like any other.
+
+Lost connections. Every transport failure bumps ``epoch`` and sets off a recovery window:
+long-polls run through ``unless_lost`` are cut short, because the agent may have restarted and
+its indexes started over (see ``ConsulCatalog.blocking_get``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import ssl
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from ctmpl.config.model import TLS, ConsulConfig
+from ctmpl.errors import ConfigError, SourceError
+from ctmpl.logs import TRACE
+
+log = logging.getLogger(__name__)
+
+# After a lost connection, long-polls use a short wait for a while: an agent that restarted
+# (a dev agent starts again from index ~10) may by chance be at the very index a watch
+# holds from before, and a full-length poll would then hide the new data for a whole wait.
+_RECOVERY_WINDOW = 10.0
+
+
+def parse_address(address: str, tls: TLS) -> tuple[str, str]:
+    """(base URL, host:port) from ``host:port`` or an http/https URL; https implies TLS."""
+    scheme = "https" if tls.enabled else "http"
+    text = address.strip()
+    if "://" in text:
+        given, _, text = text.partition("://")
+        scheme = "https" if tls.enabled else given.lower()
+        if scheme not in ("http", "https"):
+            raise ConfigError(f"consul.address: unsupported scheme {given!r} (use http or https)")
+    hostport = text.split("/", 1)[0]
+    if not hostport:
+        raise ConfigError(f"consul.address: {address!r} has no host")
+    if not hostport.rsplit(":", 1)[-1].isdigit() or hostport.endswith("]"):
+        hostport += ":8500"
+    return f"{scheme}://{hostport}", hostport
+
+
+def ssl_context(tls: TLS) -> ssl.SSLContext:
+    """A client TLS context from consul-template's ``ssl`` block."""
+    try:
+        if tls.verify:
+            ctx = ssl.create_default_context(cafile=tls.ca_cert or None, capath=tls.ca_path or None)
+        else:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if tls.cert:
+            ctx.load_cert_chain(tls.cert, tls.key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"consul.ssl: cannot load certificates: {exc}") from None
+    return ctx
+
+
+def decode_value(raw: Any) -> str:
+    """A KV value from its base64 JSON form as text (utf-8, undecodable bytes replaced)."""
+    if not raw:
+        return ""
+    try:
+        return base64.b64decode(raw).decode("utf-8", errors="replace")
+    except (binascii.Error, TypeError, ValueError):
+        return ""
+
+
+@dataclass
+class Answer:
+    """One response: the JSON body with the blocking-query headers."""
+
+    body: Any  # parsed JSON, or None for a 404
+    index: int
+    last_contact: float  # seconds
+    epoch: int  # the connection epoch when the request was sent
+
+
+class AgentHTTP:
+    """One bounded connection pool to the agent, with token, basic auth and TLS."""
+
+    def __init__(self, consul: ConsulConfig, max_connections: int) -> None:
+        self._base, self.hostport = parse_address(consul.address, consul.ssl)
+        self._tls = ssl_context(consul.ssl) if self._base.startswith("https") else None
+        self._server_name = consul.ssl.server_name or None
+        self._max_connections = max_connections
+        self._headers = {"X-Consul-Token": consul.token} if consul.token else {}
+        self._auth = (
+            aiohttp.BasicAuth(consul.auth_username, consul.auth_password)
+            if consul.auth_username
+            else None
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self.epoch = 0  # bumped by every transport failure: the agent may have restarted
+        self._lost: asyncio.Event | None = None
+        self._recovering_until = 0.0
+
+    def recovering(self) -> bool:
+        """True for a while after a lost connection, while long-polls should wait briefly."""
+        return asyncio.get_running_loop().time() < self._recovering_until
+
+    async def unless_lost(self, request: Awaitable[Answer]) -> Answer | None:
+        """Run a long-poll; None when another request loses the agent meanwhile."""
+        if self._lost is None:
+            self._lost = asyncio.Event()
+        poll = asyncio.ensure_future(request)
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait((poll, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not poll.done():
+                poll.cancel()
+                await asyncio.wait((poll,))
+        return poll.result() if not poll.cancelled() else None
+
+    async def get(
+        self, key: str, path: str, query: list[tuple[str, str]], timeout: float
+    ) -> Answer:
+        """GET ``path``; map every failure to a SourceError that starts with ``key``."""
+        session = self._open()
+        url = URL(self._base + quote(path, safe="/"), encoded=True)
+        epoch = self.epoch
+        log.log(TRACE, "%s: GET %s %s", key, url.path, query)
+        try:
+            async with session.get(
+                url,
+                params=query,
+                headers=self._headers,
+                auth=self._auth,
+                ssl=self._tls if self._tls is not None else True,
+                server_hostname=self._server_name,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as resp:
+                data = await resp.read()
+                return self._answer(key, resp, data, epoch)
+        except SourceError:
+            raise
+        except TimeoutError:
+            self._connection_lost()
+            raise SourceError(f"{key}: no answer within {timeout:g}s ({self.hostport})") from None
+        except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+            self._connection_lost()
+            raise SourceError(f"{key}: {self._describe(exc)}") from None
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _connection_lost(self) -> None:
+        self.epoch += 1
+        self._recovering_until = asyncio.get_running_loop().time() + _RECOVERY_WINDOW
+        if self._lost is not None:
+            self._lost.set()
+            self._lost = None
+
+    def _answer(self, key: str, resp: aiohttp.ClientResponse, data: bytes, epoch: int) -> Answer:
+        index = _int_header(resp, "X-Consul-Index")
+        contact = _int_header(resp, "X-Consul-LastContact") / 1000.0
+        if resp.status == 404 and key.startswith("kv."):
+            return Answer(None, index, contact, epoch)
+        if resp.status != 200:
+            text = data.decode("utf-8", errors="replace").strip().splitlines()
+            detail = text[0][:200] if text else resp.reason or ""
+            if resp.status == 403:
+                raise SourceError(f"{key}: ACL denied (403: {detail})")
+            if resp.status == 429:
+                raise SourceError(f"{key}: 429 too many requests ({self.hostport})")
+            raise SourceError(f"{key}: HTTP {resp.status}: {detail}")
+        try:
+            body = json.loads(data) if data else None
+        except ValueError:
+            raise SourceError(f"{key}: invalid JSON in the answer from {self.hostport}") from None
+        return Answer(body, index, contact, epoch)
+
+    def _describe(self, exc: BaseException) -> str:
+        """A one-line reason for a transport failure, without URLs or credentials."""
+        where = f"({self.hostport})"
+        cause = getattr(exc, "os_error", None) or exc.__cause__ or exc
+        if isinstance(exc, aiohttp.ClientSSLError) or isinstance(cause, ssl.SSLError):
+            reason = getattr(cause, "reason", None) or getattr(cause, "strerror", None) or cause
+            return f"TLS handshake failed: {reason} {where}"
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return f"connection closed by the agent {where}"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused {where}"
+        if isinstance(cause, ConnectionResetError):
+            return f"connection reset by the agent {where}"
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"{cause.strerror.lower()} {where}"
+        return f"{type(exc).__name__}: {exc} {where}"
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+
+def _int_header(resp: aiohttp.ClientResponse, name: str) -> int:
+    try:
+        return int(resp.headers.get(name, "0"))
+    except ValueError:
+        return 0
