@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +57,24 @@ def seen_backends(env: NginxEnv, tries: int = 12) -> set[str]:
     return names
 
 
-def test_starts_nginx_and_follows_instances(
+@contextlib.contextmanager
+def serving_a(
     tmp_path: Path, nginx_env: NginxEnv, make_backend: Callable[[str], Backend]
-) -> None:
+) -> Iterator[tuple[Daemon, Path, Backend, Backend]]:
+    """ctmpl running over a catalog whose only instance is backend ``a``, served by nginx."""
     a, b = make_backend("a"), make_backend("b")
     catalog, args = setup(tmp_path, nginx_env)
     write_catalog(catalog, {"web": [instance(a)]})
-    assert nginx_env.master_pid() is None
     with daemon(args, tmp_path / "ctmpl.log") as proc:
         nginx_env.wait_body("a\n")
+        yield proc, catalog, a, b
+
+
+def test_starts_nginx_and_follows_instances(
+    tmp_path: Path, nginx_env: NginxEnv, make_backend: Callable[[str], Backend]
+) -> None:
+    assert nginx_env.master_pid() is None, "ctmpl starts nginx itself"
+    with serving_a(tmp_path, nginx_env, make_backend) as (proc, catalog, a, b):
         master = nginx_env.master_pid()
         write_catalog(catalog, {"web": [instance(a), instance(b)]})
         wait_for(lambda: seen_backends(nginx_env) == {"a", "b"}, what="b to receive requests")
@@ -118,11 +128,7 @@ def test_burst_of_changes_reloads_once(
 def test_invalid_config_keeps_previous_serving(
     tmp_path: Path, nginx_env: NginxEnv, make_backend: Callable[[str], Backend]
 ) -> None:
-    a, b = make_backend("a"), make_backend("b")
-    catalog, args = setup(tmp_path, nginx_env)
-    write_catalog(catalog, {"web": [instance(a)]})
-    with daemon(args, tmp_path / "ctmpl.log") as proc:
-        nginx_env.wait_body("a\n")
+    with serving_a(tmp_path, nginx_env, make_backend) as (proc, catalog, _a, b):
         good = (nginx_env.conf_d / "upstream.conf").read_text()
         write_catalog(catalog, {"web": [instance(b)]}, kv={"extra": "bogus_directive on;"})
         proc.wait_log("bogus_directive")
@@ -137,11 +143,7 @@ def test_invalid_config_keeps_previous_serving(
 def test_sigkilled_nginx_is_cold_started_on_next_pass(
     tmp_path: Path, nginx_env: NginxEnv, make_backend: Callable[[str], Backend]
 ) -> None:
-    a, b = make_backend("a"), make_backend("b")
-    catalog, args = setup(tmp_path, nginx_env)
-    write_catalog(catalog, {"web": [instance(a)]})
-    with daemon(args, tmp_path / "ctmpl.log") as proc:
-        nginx_env.wait_body("a\n")
+    with serving_a(tmp_path, nginx_env, make_backend) as (proc, catalog, _a, b):
         old_master, _ = nginx_env.kill_master()
         write_catalog(catalog, {"web": [instance(b)]})
         nginx_env.wait_body("b\n")
