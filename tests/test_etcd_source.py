@@ -70,6 +70,27 @@ def test_split_host_port() -> None:
             split_host_port("k", bad)
 
 
+async def follows_web_and_refuses_plain(config: EtcdConfig, server: EtcdServer) -> None:
+    """With ``config`` a watch of ``web`` sees a new instance; a plain client is refused."""
+    cat = EtcdCatalog(CatalogConfig(kind="etcd", etcd=config))
+    try:
+        query = cat.service(parse_service("web"))
+        data, index = await asyncio.wait_for(query.fetch(0), TIMEOUT)
+        assert [i.ID for i in data] == ["a"]
+        task = await blocked(query, index)
+        server.put("services/web/b", "10.0.0.2:80")
+        data, _ = await asyncio.wait_for(task, TIMEOUT)
+        assert [i.ID for i in data] == ["a", "b"]
+    finally:
+        await cat.aclose()
+    plain = make_catalog(server.endpoint)
+    try:
+        with pytest.raises(SourceError, match=r"^etcd\.services: "):
+            await asyncio.wait_for(plain.services().fetch(0), TIMEOUT)
+    finally:
+        await plain.aclose()
+
+
 async def test_query_keys(etcd: EtcdServer, catalog: EtcdCatalog) -> None:
     assert catalog.service(parse_service("calico.web")).key == "etcd.service(calico.web|passing)"
     assert catalog.service(parse_service("web|any")).key == "etcd.service(web|any)"
@@ -318,23 +339,7 @@ async def test_tls_with_client_certificate(etcd_tls: EtcdServer) -> None:
     tls = TLS(enabled=True, ca_cert=str(files.ca), cert=str(files.client_cert),
               key=str(files.client_key))
     config = EtcdConfig(endpoints=(etcd_tls.endpoint,), prefix="services", tls=tls)
-    cat = EtcdCatalog(CatalogConfig(kind="etcd", etcd=config))
-    try:
-        query = cat.service(parse_service("web"))
-        data, index = await asyncio.wait_for(query.fetch(0), TIMEOUT)
-        assert [i.ID for i in data] == ["a"]
-        task = await blocked(query, index)
-        etcd_tls.put("services/web/b", "10.0.0.2:80")
-        data, _ = await asyncio.wait_for(task, TIMEOUT)
-        assert [i.ID for i in data] == ["a", "b"]
-    finally:
-        await cat.aclose()
-    plain = make_catalog(etcd_tls.endpoint)
-    try:
-        with pytest.raises(SourceError, match=r"^etcd\.services: "):
-            await asyncio.wait_for(plain.services().fetch(0), TIMEOUT)
-    finally:
-        await plain.aclose()
+    await follows_web_and_refuses_plain(config, etcd_tls)
 
 
 async def test_username_and_password(etcd: EtcdServer) -> None:
@@ -342,23 +347,7 @@ async def test_username_and_password(etcd: EtcdServer) -> None:
     etcd.enable_auth("ctmpl", "s3cret")
     config = EtcdConfig(endpoints=(etcd.endpoint,), prefix="services",
                         username="ctmpl", password="s3cret")
-    cat = EtcdCatalog(CatalogConfig(kind="etcd", etcd=config))
-    try:
-        query = cat.service(parse_service("web"))
-        data, index = await asyncio.wait_for(query.fetch(0), TIMEOUT)
-        assert [i.ID for i in data] == ["a"]
-        task = await blocked(query, index)
-        etcd.put("services/web/b", "10.0.0.2:80")
-        data, _ = await asyncio.wait_for(task, TIMEOUT)
-        assert [i.ID for i in data] == ["a", "b"]
-    finally:
-        await cat.aclose()
-    anonymous = make_catalog(etcd.endpoint)
-    try:
-        with pytest.raises(SourceError, match=r"^etcd\.services: "):
-            await asyncio.wait_for(anonymous.services().fetch(0), TIMEOUT)
-    finally:
-        await anonymous.aclose()
+    await follows_web_and_refuses_plain(config, etcd)
 
 
 async def test_channel_closed_under_blocked_fetches(
