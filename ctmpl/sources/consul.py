@@ -116,8 +116,7 @@ class ConsulCatalog:
     def __init__(self, config: CatalogConfig, *, max_connections: int | None = None) -> None:
         consul = config.consul
         self._config = config
-        limit = max_connections or int(getattr(consul, "max_connections", 0) or 0)
-        self._budget = Budget(self, limit)
+        self._budget = Budget(self, max_connections or consul.max_connections)
         self.max_connections = self._budget.max_connections
         self._http = AgentHTTP(consul, self.max_connections)
         self.hostport = self._http.hostport
