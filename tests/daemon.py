@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 TIMEOUT = 20.0
@@ -92,3 +93,80 @@ def daemon(args: Sequence[str], log: Path, cwd: Path | None = None) -> Iterator[
         yield proc
     finally:
         proc.stop()
+
+
+class RenderDaemon(Daemon):
+    """``python -m ctmpl <args>`` rendering ``template`` into ``dest`` in ``tmp_path``, no wait."""
+
+    def __init__(
+        self, tmp_path: Path, template: str, args: Sequence[str], cwd: Path | None = None
+    ) -> None:
+        self.src = tmp_path / "upstreams.tmpl"
+        self.dest = tmp_path / "upstreams.conf"
+        self.src.write_text(template)
+        render = ["-template", f"{self.src}:{self.dest}", "-wait", "0s", "-log-level", "debug"]
+        super().__init__([*args, *render], tmp_path / "ctmpl.log", cwd)
+
+    def read(self) -> str | None:
+        """The rendered file, None while it does not exist."""
+        try:
+            return self.dest.read_text()
+        except FileNotFoundError:
+            return None
+
+    def wait_for(
+        self, want: str, check: Callable[[str], None] | None = None, timeout: float = TIMEOUT
+    ) -> float:
+        """Poll the file until it equals ``want``; ``check`` sees every version. Seconds taken."""
+        started = time.monotonic()
+        text = None
+        while time.monotonic() < started + timeout:
+            self._running()
+            text = self.read()
+            if text is not None and check is not None:
+                check(text)
+            if text == want:
+                return time.monotonic() - started
+            time.sleep(0.02)
+        pytest.fail(f"file never became\n{want}\nlast:\n{text}\nlog:\n{self.text()}")
+
+    def wait_log(self, needle: str, timeout: float = TIMEOUT) -> None:
+        """Wait until ``needle`` appears in the log; fail at once if ctmpl exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return
+            self._running()
+            time.sleep(0.05)
+        pytest.fail(f"{needle!r} never logged:\n{self.text()}")
+
+    def _running(self) -> None:
+        assert self.alive(), f"ctmpl exited:\n{self.text()}"
+
+
+@contextlib.contextmanager
+def render_daemons(
+    tmp_path: Path, template: str, args: Sequence[str], cwd: Path | None = None
+) -> Iterator[Callable[[], RenderDaemon]]:
+    """A starter of ``RenderDaemon``s; every one started is stopped when the block ends."""
+    started: list[RenderDaemon] = []
+
+    def start() -> RenderDaemon:
+        started.append(RenderDaemon(tmp_path, template, args, cwd))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
+
+
+def render_once(
+    args: Sequence[str], src: Path, dest: Path, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m ctmpl <args> -template src:dest -once``, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "ctmpl", *args, "-template", f"{src}:{dest}", "-once"],
+        check=False, capture_output=True, text=True, timeout=60, cwd=cwd,
+    )

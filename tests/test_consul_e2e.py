@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.daemon import RenderDaemon, render_daemons, render_once
 from tests.fixtures_consul import ConsulFixture
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_TEMPLATE = ROOT / "templates" / "nginx.conf.j2"
-# Generous: a re-render normally lands in well under a second.
-TIMEOUT = 20.0
 
 TEMPLATE = """\
 # upstreams
@@ -46,81 +43,15 @@ def server(id: str, address: str, port: int = 80, tags: str = "") -> str:
     return f"server {id} {address}:{port} tags={tags};"
 
 
-class Ctmpl:
-    """A running ``python -m ctmpl`` daemon rendering TEMPLATE into ``dest``."""
-
-    def __init__(self, tmp_path: Path, addr: str) -> None:
-        self.src = tmp_path / "upstreams.tmpl"
-        self.dest = tmp_path / "upstreams.conf"
-        self.log = tmp_path / "ctmpl.log"
-        self.src.write_text(TEMPLATE)
-        args = [
-            sys.executable, "-m", "ctmpl", "-consul-addr", addr,
-            "-template", f"{self.src}:{self.dest}", "-wait", "0s", "-log-level", "debug",
-        ]
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-
-    def read(self) -> str | None:
-        try:
-            return self.dest.read_text()
-        except FileNotFoundError:
-            return None
-
-    def wait_for(self, want: str, check: Callable[[str], None] | None = None) -> float:
-        """Poll the file until it equals ``want``; ``check`` sees every version. Seconds taken."""
-        started = time.monotonic()
-        deadline = started + TIMEOUT
-        text = None
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"ctmpl exited:\n{self.log.read_text()}"
-            text = self.read()
-            if text is not None and check is not None:
-                check(text)
-            if text == want:
-                return time.monotonic() - started
-            time.sleep(0.02)
-        pytest.fail(f"file never became\n{want}\nlast:\n{text}\nlog:\n{self.log.read_text()}")
-
-    def wait_log(self, needle: str) -> None:
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            if needle in self.log.read_text(errors="replace"):
-                return
-            assert self.proc.poll() is None, f"ctmpl exited:\n{self.log.read_text()}"
-            time.sleep(0.05)
-        pytest.fail(f"{needle!r} never logged:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
-def ctmpl(tmp_path: Path, consul: ConsulFixture) -> Iterator[Callable[[], Ctmpl]]:
+def ctmpl(tmp_path: Path, consul: ConsulFixture) -> Iterator[Callable[[], RenderDaemon]]:
     """Starts ctmpl daemons against ``consul`` (stopped after the test)."""
-    started: list[Ctmpl] = []
-
-    def start() -> Ctmpl:
-        started.append(Ctmpl(tmp_path, consul.addr))
-        return started[-1]
-
-    yield start
-    for proc in started:
-        proc.stop()
+    with render_daemons(tmp_path, TEMPLATE, ["-consul-addr", consul.addr], cwd=ROOT) as start:
+        yield start
 
 
 def run_once(consul: ConsulFixture, src: Path, dest: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ctmpl", "-consul-addr", consul.addr,
-         "-template", f"{src}:{dest}", "-once"],
-        check=False, capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )
+    return render_once(["-consul-addr", consul.addr], src, dest, cwd=ROOT)
 
 
 def test_once(tmp_path: Path, consul: ConsulFixture) -> None:
@@ -156,7 +87,7 @@ def test_shipped_nginx_template(tmp_path: Path, consul: ConsulFixture) -> None:
     assert "db" not in text.replace("Generated", "")  # not tagged calico
 
 
-def test_changes_rerender(consul: ConsulFixture, ctmpl: Callable[[], Ctmpl]) -> None:
+def test_changes_rerender(consul: ConsulFixture, ctmpl: Callable[[], RenderDaemon]) -> None:
     consul.register("web-1", "web", "10.0.0.1", 80, tags=["calico"])
     consul.put("app/mode", "blue")
     proc = ctmpl()
@@ -187,7 +118,7 @@ def test_changes_rerender(consul: ConsulFixture, ctmpl: Callable[[], Ctmpl]) -> 
                            mode="green"))
 
 
-def test_consul_restart(consul: ConsulFixture, ctmpl: Callable[[], Ctmpl]) -> None:
+def test_consul_restart(consul: ConsulFixture, ctmpl: Callable[[], RenderDaemon]) -> None:
     consul.register("web-1", "web", "10.0.0.1", 80)
     consul.register("web-2", "web", "10.0.0.2", 80)
     consul.put("app/mode", "blue")
@@ -209,7 +140,7 @@ def test_consul_restart(consul: ConsulFixture, ctmpl: Callable[[], Ctmpl]) -> No
                             server("web-4", "10.0.0.4")], mode="green"))
 
 
-def test_consul_down_at_start(consul: ConsulFixture, ctmpl: Callable[[], Ctmpl]) -> None:
+def test_consul_down_at_start(consul: ConsulFixture, ctmpl: Callable[[], RenderDaemon]) -> None:
     consul.stop()
     proc = ctmpl()
     proc.wait_log("connection refused")

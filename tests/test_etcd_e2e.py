@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.daemon import RenderDaemon, render_daemons, render_once
 from tests.fixtures_etcd import EtcdServer
-
-# Generous: a re-render normally lands in well under a second.
-TIMEOUT = 20.0
 
 TEMPLATE = """\
 # upstreams
@@ -35,73 +30,16 @@ def expected(
     return "\n".join([*lines, f"mode={mode}"]) + "\n"
 
 
-class Ctmpl:
-    """A running ``python -m ctmpl`` daemon rendering TEMPLATE into ``dest``."""
-
-    def __init__(self, tmp_path: Path, endpoint: str) -> None:
-        self.src = tmp_path / "upstreams.tmpl"
-        self.dest = tmp_path / "upstreams.conf"
-        self.log = tmp_path / "ctmpl.log"
-        self.src.write_text(TEMPLATE)
-        args = [
-            sys.executable, "-m", "ctmpl", "-catalog", f"etcd://{endpoint}/services",
-            "-template", f"{self.src}:{self.dest}", "-wait", "0s", "-log-level", "debug",
-        ]
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-
-    def read(self) -> str | None:
-        try:
-            return self.dest.read_text()
-        except FileNotFoundError:
-            return None
-
-    def wait_for(self, want: str, check: Callable[[str], None] | None = None) -> None:
-        """Poll the rendered file until it equals ``want``; ``check`` sees every version."""
-        deadline = time.monotonic() + TIMEOUT
-        text = None
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"ctmpl exited:\n{self.log.read_text()}"
-            text = self.read()
-            if text is not None and check is not None:
-                check(text)
-            if text == want:
-                return
-            time.sleep(0.02)
-        pytest.fail(f"file never became\n{want}\nlast:\n{text}\nlog:\n{self.log.read_text()}")
-
-    def wait_log(self, needle: str) -> None:
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            if needle in self.log.read_text(errors="replace"):
-                return
-            assert self.proc.poll() is None, f"ctmpl exited:\n{self.log.read_text()}"
-            time.sleep(0.05)
-        pytest.fail(f"{needle!r} never logged:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
-def ctmpl(tmp_path: Path, etcd: EtcdServer) -> Iterator[Callable[[], Ctmpl]]:
+def ctmpl(tmp_path: Path, etcd: EtcdServer) -> Iterator[Callable[[], RenderDaemon]]:
     """Starts ctmpl daemons (stopped after the test); ``app/mode`` is set for ``key()``."""
     etcd.put("app/mode", "blue")
-    started: list[Ctmpl] = []
+    with render_daemons(tmp_path, TEMPLATE, catalog_args(etcd)) as start:
+        yield start
 
-    def start() -> Ctmpl:
-        started.append(Ctmpl(tmp_path, etcd.endpoint))
-        return started[-1]
 
-    yield start
-    for proc in started:
-        proc.stop()
+def catalog_args(etcd: EtcdServer) -> list[str]:
+    return ["-catalog", f"etcd://{etcd.endpoint}/services"]
 
 
 def server(id: str, address: str, port: int = 80, tags: str = "") -> str:
@@ -113,16 +51,12 @@ def test_once(tmp_path: Path, etcd: EtcdServer) -> None:
     etcd.put("app/mode", "blue")
     src, dest = tmp_path / "t.tmpl", tmp_path / "out.conf"
     src.write_text(TEMPLATE)
-    done = subprocess.run(
-        [sys.executable, "-m", "ctmpl", "-catalog", f"etcd://{etcd.endpoint}/services",
-         "-template", f"{src}:{dest}", "-once"],
-        check=False, capture_output=True, text=True, timeout=60,
-    )
+    done = render_once(catalog_args(etcd), src, dest)
     assert done.returncode == 0, done.stderr
     assert dest.read_text() == expected([server("a", "10.0.0.1")], mode="blue")
 
 
-def test_put_delete_retag(etcd: EtcdServer, ctmpl: Callable[[], Ctmpl]) -> None:
+def test_put_delete_retag(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
     etcd.put("services/web/a", "10.0.0.1:80")
     proc = ctmpl()
     proc.wait_for(expected([server("a", "10.0.0.1")]))
@@ -146,7 +80,7 @@ def test_put_delete_retag(etcd: EtcdServer, ctmpl: Callable[[], Ctmpl]) -> None:
     ))
 
 
-def test_lease_expiry_removes_instance(etcd: EtcdServer, ctmpl: Callable[[], Ctmpl]) -> None:
+def test_lease_expiry_removes_instance(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
     etcd.put("services/web/a", "10.0.0.1:80")
     etcd.lease_put("services/web/b", "10.0.0.2:80", ttl=2)
     proc = ctmpl()
@@ -155,7 +89,7 @@ def test_lease_expiry_removes_instance(etcd: EtcdServer, ctmpl: Callable[[], Ctm
     assert etcd.get("services/web/b") is None
 
 
-def test_restart_mid_watch(etcd: EtcdServer, ctmpl: Callable[[], Ctmpl]) -> None:
+def test_restart_mid_watch(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
     etcd.put("services/web/a", "10.0.0.1:80")
     etcd.put("services/web/b", "10.0.0.2:80")
     proc = ctmpl()
@@ -174,7 +108,7 @@ def test_restart_mid_watch(etcd: EtcdServer, ctmpl: Callable[[], Ctmpl]) -> None
     ))
 
 
-def test_compaction(etcd: EtcdServer, ctmpl: Callable[[], Ctmpl]) -> None:
+def test_compaction(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
     etcd.put("services/web/a", "10.0.0.1:80")
     etcd.put("services/web/b", "10.0.0.2:80")
     proc = ctmpl()
@@ -197,7 +131,7 @@ def test_compaction(etcd: EtcdServer, ctmpl: Callable[[], Ctmpl]) -> None:
     ))
 
 
-def test_down_at_start(etcd: EtcdServer, ctmpl: Callable[[], Ctmpl]) -> None:
+def test_down_at_start(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
     etcd.put("services/web/a", "10.0.0.1:80")
     etcd.put("app/mode", "green")
     etcd.stop()
