@@ -24,6 +24,12 @@ from ctmpl.sources.file_parse import Snapshot, read_catalog
 
 log = logging.getLogger(__name__)
 
+# watchdog logs this at ERROR when its inotify thread is stopped while a read is in flight,
+# i.e. on every clean shutdown; it is not an error for ctmpl.
+logging.getLogger("watchdog.observers.inotify").addFilter(
+    lambda record: "called when the thread is inactive" not in record.getMessage()
+)
+
 # Events that can change the file's content: in-place writes, atomic renames, re-creation.
 _WRITE_EVENTS = frozenset({"modified", "created", "moved", "closed", "deleted"})
 
