@@ -86,7 +86,7 @@ def test_wrong_shapes(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(text)
     with pytest.raises(SourceError, match=message):
-        read_catalog(path, set())
+        read_catalog(path)
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -98,9 +98,9 @@ def test_empty_file_is_an_error_but_empty_services_are_not(tmp_path: Path) -> No
     path = tmp_path / "c.yaml"
     path.write_text("")
     with pytest.raises(SourceError, match="empty"):
-        read_catalog(path, set())
+        read_catalog(path)
     path.write_text("services: {}\n")
-    assert read_catalog(path, set()).instances == ()
+    assert read_catalog(path).instances == ()
 
 
 BAD_ENTRIES = """
@@ -132,9 +132,8 @@ def test_invalid_entries_dropped_with_one_warning_each(
 ) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(BAD_ENTRIES)
-    warned: set[str] = set()
     with caplog.at_level(logging.WARNING):
-        snapshot = read_catalog(path, warned)
+        snapshot = read_catalog(path)
     kept = [(i.Name, i.ID) for i in snapshot.instances]
     assert kept == [("web", "ok-1"), ("web", "ok-2")]
     ok = snapshot.instances[0]
@@ -148,7 +147,7 @@ def test_invalid_entries_dropped_with_one_warning_each(
         assert sum(needle in m for m in skipped) == 1, (needle, skipped)
     assert all(str(path) in m for m in skipped)
     caplog.clear()
-    read_catalog(path, warned)  # an unchanged bad entry is not reported again
+    read_catalog(path)  # an unchanged bad entry is not reported again
     assert not [r for r in caplog.records if "entry skipped" in r.getMessage()]
 
 

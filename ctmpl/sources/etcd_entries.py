@@ -18,11 +18,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from ctmpl.model import Instance, InvalidEntry, make_instance
+from ctmpl.model import Instance, InvalidEntry, make_instance, warn_once
 
 log = logging.getLogger("ctmpl.sources.etcd")
 
-_MAX_WARNED = 10_000
 
 
 def split_host_port(where: str, text: str) -> tuple[str, str]:
@@ -86,7 +85,6 @@ class EntryParser:
         self._base = f"{prefix}/".encode() if prefix else b""
         self._flat_name = prefix.rsplit("/", 1)[-1]
         self._memo: dict[bytes, tuple[bytes, Instance | None]] = {}
-        self._warned: set[tuple[bytes, bytes]] = set()
 
     def instances(self, values: Mapping[bytes, bytes]) -> list[Instance]:
         """Valid instances among ``values`` (full etcd key → raw value)."""
@@ -109,15 +107,7 @@ class EntryParser:
             if len(parts) == 1 and self._flat_name:
                 return parse_flat(where, self._flat_name, parts[0], text)
         except InvalidEntry as exc:
-            self._warn(key, value, str(exc))
+            warn_once(f"{exc} (entry skipped)")
             return None
         log.debug("%s: not a service registration; ignored", where)
         return None
-
-    def _warn(self, key: bytes, value: bytes, message: str) -> None:
-        if (key, value) in self._warned:
-            return
-        if len(self._warned) >= _MAX_WARNED:
-            self._warned.clear()
-        self._warned.add((key, value))
-        log.warning("%s (entry skipped)", message)

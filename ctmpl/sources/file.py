@@ -65,8 +65,7 @@ class FileCatalog:
     def __init__(self, config: CatalogConfig) -> None:
         self.path = Path(config.file_path).absolute()
         self._wait = config.block_query_wait
-        self._warned: set[str] = set()
-        self._snapshot = read_catalog(self.path, self._warned)
+        self._snapshot = read_catalog(self.path)
         self._generation = 1
         self._last_error = ""
         self._changed: asyncio.Event | None = None
@@ -92,7 +91,7 @@ class FileCatalog:
     def reload(self) -> bool:
         """Re-read the file; keep the last good data when the new version is malformed."""
         try:
-            snapshot = read_catalog(self.path, self._warned)
+            snapshot = read_catalog(self.path)
         except SourceError as exc:
             if str(exc) != self._last_error:  # one edit raises several events: log once
                 self._last_error = str(exc)

@@ -33,6 +33,7 @@ from ctmpl.model import (
     is_valid_address,
     make_instance,
     sort_instances,
+    warn_once,
 )
 
 log = logging.getLogger(__name__)
@@ -58,11 +59,11 @@ class Snapshot:
         return {name: tuple(items) for name, items in groups.items()}
 
 
-def read_catalog(path: Path, warned: set[str]) -> Snapshot:
+def read_catalog(path: Path) -> Snapshot:
     """Read and validate ``path``; SourceError with file:line:column when malformed.
 
-    Invalid entries are dropped with one warning each; ``warned`` remembers which were
-    reported so an unchanged bad entry is not reported on every reload.
+    Invalid entries are dropped with one warning each (``model.warn_once``), so an
+    unchanged bad entry is not reported again on every reload.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -83,8 +84,8 @@ def read_catalog(path: Path, warned: set[str]) -> Snapshot:
     if unknown:
         raise SourceError(f"catalog {path}: unknown key {unknown[0]!r} (use services, nodes, kv)")
     return Snapshot(
-        instances=_instances(path, data.get("services") or {}, warned),
-        nodes=_nodes(path, data.get("nodes") or [], warned),
+        instances=_instances(path, data.get("services") or {}),
+        nodes=_nodes(path, data.get("nodes") or []),
         kv=_kv(path, data.get("kv") or {}),
     )
 
@@ -105,26 +106,24 @@ def _decode(path: Path, text: str) -> Any:
         raise SourceError(f"catalog {path}: {exc}") from None
 
 
-def _warn_once(warned: set[str], message: str) -> None:
-    if message not in warned:
-        warned.add(message)
-        log.warning("%s; entry skipped", message)
+def _skipped(message: str) -> None:
+    warn_once(f"{message}; entry skipped")
 
 
-def _instances(path: Path, services: Any, warned: set[str]) -> tuple[Instance, ...]:
+def _instances(path: Path, services: Any) -> tuple[Instance, ...]:
     if not isinstance(services, dict):
         raise SourceError(f"catalog {path}: services must map names to lists of instances")
     found: list[Instance] = []
     for name, entries in services.items():
         if not isinstance(entries, list):
-            _warn_once(warned, f"catalog {path}: services.{name} is not a list of instances")
+            _skipped(f"catalog {path}: services.{name} is not a list of instances")
             continue
         for i, entry in enumerate(entries):
             where = f"catalog {path}: services.{name}[{i}]"
             try:
                 found.append(_instance(where, str(name), entry))
             except InvalidEntry as exc:
-                _warn_once(warned, str(exc))
+                _skipped(str(exc))
     return sort_instances(found)
 
 
@@ -145,7 +144,7 @@ def _instance(where: str, name: str, entry: Any) -> Instance:
     )
 
 
-def _nodes(path: Path, nodes: Any, warned: set[str]) -> tuple[Node, ...]:
+def _nodes(path: Path, nodes: Any) -> tuple[Node, ...]:
     if not isinstance(nodes, list):
         raise SourceError(f"catalog {path}: nodes must be a list")
     found = []
@@ -153,9 +152,9 @@ def _nodes(path: Path, nodes: Any, warned: set[str]) -> tuple[Node, ...]:
         node = entry.get("node") if isinstance(entry, dict) else None
         address = entry.get("address") if isinstance(entry, dict) else None
         if not (isinstance(node, str) and is_safe_name(node)):
-            _warn_once(warned, f"catalog {path}: nodes[{i}]: node {node!r} is not a safe name")
+            _skipped(f"catalog {path}: nodes[{i}]: node {node!r} is not a safe name")
         elif not (isinstance(address, str) and is_valid_address(address)):
-            _warn_once(warned, f"catalog {path}: nodes[{i}]: address {address!r} is invalid")
+            _skipped(f"catalog {path}: nodes[{i}]: address {address!r} is invalid")
         else:
             found.append(Node(Node=node, Address=address, Datacenter="dc1"))
     return tuple(sorted(found, key=lambda n: n.Node))
