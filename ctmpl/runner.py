@@ -141,8 +141,13 @@ class Runner:
             retry = type(retry)(retry.enabled, 5, retry.backoff, min(retry.max_backoff, 5.0))
         return WatchPolicy(retry=retry)
 
-    def _pipeline(self) -> Pipeline:
-        proxy = NginxController(self.config.nginx) if self.config.proxy == "nginx" else None
+    def _pipeline(self, previous: NginxController | None = None) -> Pipeline:
+        proxy = None
+        if self.config.proxy == "nginx":
+            # Keep the controller across a reload when its settings are unchanged: it tracks
+            # an nginx it started in the foreground.
+            same = previous is not None and previous.cfg == self.config.nginx
+            proxy = previous if same else NginxController(self.config.nginx)
         return Pipeline(self.catalog, self.brain, dry=self.config.dry, proxy=proxy)
 
     async def _loop(self) -> int:
@@ -260,10 +265,7 @@ class Runner:
             log.warning("reload: catalog settings changed; restart ctmpl to apply them")
         self.config = config
         self.groups = groups
-        proxy = self.pipeline.proxy
-        self.pipeline = self._pipeline()
-        if proxy is not None and self.pipeline.proxy is not None:
-            self.pipeline.proxy = proxy
+        self.pipeline = self._pipeline(self.pipeline.proxy)
         log.info("reloaded configuration: %d template(s)", len(groups))
 
 

@@ -111,3 +111,25 @@ def test_first_render_is_not_delayed(runner: tuple[Runner, FakeClock]) -> None:
     a.fired = False
     run._on_data("svc(a)", ("v1",))
     assert a.is_due(clock.now), "a group that never rendered completely runs at once"
+
+
+def test_reload_keeps_the_nginx_controller_only_when_its_settings_are_unchanged(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from ctmpl.config.model import NginxConfig
+
+    base = config(tmp_path, "", proxy="nginx")
+    configs = iter([base, replace(base, nginx=NginxConfig(config=str(tmp_path / "other.conf")))])
+    run = Runner(base, reload_config=lambda: next(configs))
+    run.catalog = None  # type: ignore[assignment]
+    run.groups = build_groups(base)
+    run.pipeline = run._pipeline()
+    first = run.pipeline.proxy
+    run._apply_reload()
+    assert run.pipeline.proxy is first
+    run._apply_reload()
+    assert run.pipeline.proxy is not first
+    assert run.pipeline.proxy is not None
+    assert run.pipeline.proxy.cfg.config == str(tmp_path / "other.conf")
