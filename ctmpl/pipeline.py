@@ -92,8 +92,10 @@ class Pipeline:
         slot.complete_once = True
         return rendered.content
 
-    async def install_slot(self, slot: Slot, content: bytes, result: PassResult) -> None:
-        """Check and install one rendered template; record what happened in ``result``."""
+    async def install_slot(
+        self, slot: Slot, content: bytes, current: bytes | None, result: PassResult
+    ) -> None:
+        """Check and install one rendered template over ``current`` (the live bytes)."""
         cfg = slot.template.config
         dest = slot.destination
         if self.dry:
@@ -102,7 +104,7 @@ class Pipeline:
                 sys.stdout.write(f"> {dest}\n{content.decode('utf-8')}")
                 sys.stdout.flush()
             return
-        if read_current(dest) == content:
+        if current == content:
             log.debug("%s: %s unchanged", slot.template.name, dest)
             return
         options = InstallOptions(
@@ -169,7 +171,8 @@ class Pipeline:
                 continue
             if content is None:
                 continue
-            previous[slot.destination] = read_current(slot.destination)
-            await self.install_slot(slot, content, result)
+            current = read_current(slot.destination)
+            previous[slot.destination] = current
+            await self.install_slot(slot, content, current, result)
         await self.finish(result, previous)
         return result
