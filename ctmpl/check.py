@@ -17,7 +17,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from ctmpl.errors import CheckFailed
+from ctmpl.errors import CheckFailed, InstallError
 from ctmpl.install import InstallOptions, install, read_current
 from ctmpl.shell import TimedOut, run_shell
 
@@ -45,10 +45,24 @@ async def run_check(command: str, path: Path, timeout: float = 60.0) -> None:
     log.info("checked %s: %s passed", path, text)
 
 
-async def check_staged(command: str, dest: Path, content: bytes) -> None:
-    """Write ``content`` to a staged file beside ``dest`` and check it; always clean up."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.stem}.staged.", suffix=dest.suffix, dir=dest.parent)
+async def check_staged(
+    command: str, dest: Path, content: bytes, create_dirs: bool = True
+) -> None:
+    """Write ``content`` to a staged file beside ``dest`` and check it; always clean up.
+
+    The staged file's name starts with a dot, so include globs (``conf.d/*``) skip it.
+    With ``create_dirs`` false a missing directory is an error, as the install would be.
+    """
+    try:
+        if create_dirs:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            prefix=f".{dest.stem}.staged.", suffix=dest.suffix, dir=dest.parent
+        )
+    except OSError as exc:
+        raise InstallError(
+            f"install {dest}: cannot stage in {dest.parent}: {exc.strerror}"
+        ) from None
     staged = Path(name)
     try:
         with open(fd, "wb") as handle:

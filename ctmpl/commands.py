@@ -55,12 +55,14 @@ async def run_command(command: Command, env: dict[str, str] | None = None) -> No
         )
 
 
-async def run_commands(commands: Iterable[Command]) -> list[CommandFailed]:
+async def run_commands(
+    commands: Iterable[Command], env: dict[str, str] | None = None
+) -> list[CommandFailed]:
     """Run de-duplicated commands in order; return the failures (every command runs)."""
     failures = []
     for command in unique_in_order(commands):
         try:
-            await run_command(command)
+            await run_command(command, env)
         except CommandFailed as exc:
             log.error("%s", exc)
             failures.append(exc)

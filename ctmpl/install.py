@@ -1,8 +1,14 @@
 """Atomic install: temp file beside the destination, fsync, keep mode and owner, rename.
 
 Writes only when the bytes change. Where rename cannot work because the destination is a
-single-file bind mount (EBUSY), the file is rewritten in place. A failure never leaves a
-partial destination file behind.
+single-file bind mount (EBUSY), the file is rewritten in place: the temp copy is removed
+first (its space is needed), the file's blocks are reserved before the first byte changes,
+and a write failing half-way puts the old bytes back. A failure never leaves a partial
+destination file behind.
+
+Nothing else is written beside the destination unless the user asks for ``backup``: nginx
+configs commonly say ``include conf.d/*;``, and a ``dest.bak`` there is loaded as config.
+Rollback copies stay in memory (see ``ctmpl.check.rollback``).
 """
 
 from __future__ import annotations
@@ -10,7 +16,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +25,7 @@ from ctmpl.errors import InstallError
 log = logging.getLogger(__name__)
 
 DEFAULT_PERMS = 0o644
+_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ def install(path: Path, content: bytes, options: InstallOptions = InstallOptions
     try:
         if old is not None:
             _chown(tmp, old.st_uid, old.st_gid)
-        _replace(tmp, path, content, mode)
+        _replace(tmp, path, content, current)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
@@ -117,27 +123,63 @@ def _chown(path: Path, uid: int, gid: int) -> None:
         log.debug("install %s: cannot keep owner %d:%d (not permitted)", path, uid, gid)
 
 
-def _replace(tmp: Path, path: Path, content: bytes, mode: int) -> None:
+def _replace(tmp: Path, path: Path, content: bytes, current: bytes | None) -> None:
     try:
         os.replace(tmp, path)
     except OSError as exc:
         if exc.errno not in (errno.EBUSY, errno.EXDEV):
             raise InstallError(f"install {path}: cannot replace: {exc.strerror}") from None
         # A single-file bind mount (Docker, Kubernetes subPath) cannot be renamed over:
-        # rewrite it in place from the fully written temp file.
+        # rewrite it in place. The temp copy proved the bytes can be written; drop it so
+        # its space is free for the in-place write on a nearly full filesystem.
         log.debug("install %s: rename failed (%s), writing in place", path, exc.strerror)
-        _write_in_place(tmp, path)
+        tmp.unlink(missing_ok=True)
+        write_in_place(path, content, current or b"")
 
 
-def _write_in_place(tmp: Path, path: Path) -> None:
+def write_in_place(path: Path, content: bytes, current: bytes) -> None:
+    """Overwrite ``path`` in place; on failure put ``current`` back (never a mix of both)."""
     try:
-        with tmp.open("rb") as src, path.open("r+b") as dst:
-            shutil.copyfileobj(src, dst)
-            dst.truncate()
-            dst.flush()
-            os.fsync(dst.fileno())
+        fd = os.open(path, os.O_WRONLY)
     except OSError as exc:
         raise InstallError(f"install {path}: cannot write in place: {exc.strerror}") from None
+    try:
+        _reserve(fd, len(content))
+        try:
+            _overwrite(fd, content)
+        except OSError as exc:
+            _put_back(fd, path, current)
+            raise InstallError(f"install {path}: cannot write in place: {exc.strerror}; "
+                               "the old content stays") from None
+    except OSError as exc:
+        raise InstallError(f"install {path}: cannot write in place: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _reserve(fd: int, size: int) -> None:
+    """Allocate the file's blocks up front so a full disk fails before any byte changes."""
+    try:
+        os.posix_fallocate(fd, 0, max(size, 1))
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+
+
+def _overwrite(fd: int, content: bytes) -> None:
+    offset = 0
+    view = memoryview(content)
+    while offset < len(content):
+        offset += os.pwrite(fd, view[offset:offset + _CHUNK], offset)
+    os.ftruncate(fd, len(content))
+    os.fsync(fd)
+
+
+def _put_back(fd: int, path: Path, current: bytes) -> None:
+    try:
+        _overwrite(fd, current)
+    except OSError as exc:
+        log.error("install %s: cannot restore the old content either: %s", path, exc.strerror)
 
 
 def _fsync_dir(directory: Path) -> None:

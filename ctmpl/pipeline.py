@@ -19,6 +19,7 @@ from ctmpl.commands import Command, run_commands
 from ctmpl.errors import CheckFailed, CtmplError, ProxyError
 from ctmpl.install import InstallOptions, install, read_current
 from ctmpl.proxy.nginx import NginxController
+from ctmpl.rollback import rollback_env
 from ctmpl.sources.base import Catalog, Query
 from ctmpl.template.engine import Template
 
@@ -107,16 +108,16 @@ class Pipeline:
         if current == content:
             log.debug("%s: %s unchanged", slot.template.name, dest)
             return
+        # Rollback copies stay in memory (``previous``); a dest.bak is written only on request.
         options = InstallOptions(
-            perms=cfg.perms, backup=cfg.backup or self.proxy is not None,
-            create_dirs=cfg.create_dest_dirs,
+            perms=cfg.perms, backup=cfg.backup, create_dirs=cfg.create_dest_dirs
         )
         try:
             if cfg.check and cfg.check_mode == "installed":
                 changed = await install_checked(cfg.check, dest, content, options)
             else:
                 if cfg.check:
-                    await check_staged(cfg.check, dest, content)
+                    await check_staged(cfg.check, dest, content, options.create_dirs)
                 changed = await asyncio.to_thread(install, dest, content, options)
         except CtmplError as exc:
             log.error("%s: %s; the last good %s stays live", slot.template.name, exc, dest)
@@ -136,7 +137,11 @@ class Pipeline:
             Command(s.template.config.command, s.template.config.command_timeout)
             for s in result.installed
         ]
-        result.errors.extend(await run_commands(commands))
+        if not any(c.text for c in commands):
+            return
+        installed = {s.destination: previous.get(s.destination) for s in result.installed}
+        with rollback_env(installed) as env:
+            result.errors.extend(await run_commands(commands, env))
 
     async def _apply_proxy(self, result: PassResult, previous: dict[Path, bytes | None]) -> bool:
         assert self.proxy is not None

@@ -4,8 +4,9 @@
 # For "-template src:dest:scripts/nginx.sh" and as the reload hook of nginx images. It makes
 # the same decision as ctmpl's built-in nginx controller:
 #
-#   1. "nginx -t" must accept the config. If not: print nginx's message, exit 1, and leave
-#      the running nginx alone.
+#   1. "nginx -t" must accept the config. If not: print nginx's message, put back the
+#      files listed in $CTMPL_ROLLBACK (see below), exit 1, and leave the running nginx
+#      alone.
 #   2. If the pid file is non-empty and names a live nginx master (a running, non-zombie
 #      process titled "nginx: master process"), reload it with "nginx -s reload", or with
 #      "kill -HUP" when that fails while the master is still alive.
@@ -19,6 +20,10 @@
 #   NGINX_PREFIX   passed as -p when non-empty                      []
 #   NGINX_GLOBALS  passed as -g when non-empty, e.g. "user www;"    []
 #   NGINX_TIMEOUT  whole seconds to wait for a started master       [10]
+#   CTMPL_ROLLBACK set by ctmpl for template commands: a manifest with one
+#                  "destination<TAB>previous-copy" line per file installed in the pass
+#                  (empty copy: the file is new). When nginx -t fails, each destination
+#                  gets its previous bytes back (mode and owner kept) or is removed.
 #
 # Exit status: 0 reloaded or started; 1 config invalid; 2 nginx could not be started;
 # 64 bad environment.
@@ -119,8 +124,41 @@ cold_start() {
     say "started nginx (master $(read_pid))"
 }
 
+# restore_one DEST COPY: put COPY's bytes back at DEST (remove DEST when COPY is empty).
+restore_one() {
+    if [ -z "$2" ]; then
+        rm -f "$1" && say "removed $1 (it is new and nginx rejects it)"
+        return
+    fi
+    tmp="$(dirname "$1")/.$(basename "$1").restore.$$"
+    # cp -p keeps the live file's mode and owner; the bytes then come from the copy.
+    if cp -p "$1" "$tmp" 2>/dev/null && cat "$2" >"$tmp" && mv -f "$tmp" "$1" 2>/dev/null; then
+        say "restored $1"
+    elif cat "$2" >"$1"; then
+        # rename is refused on a single-file bind mount: write in place.
+        say "restored $1 (in place)"
+    else
+        say "cannot restore $1"
+    fi
+    rm -f "$tmp"
+}
+
+# restore_all: every file of the manifest in $CTMPL_ROLLBACK.
+restore_all() {
+    if [ -z "${CTMPL_ROLLBACK:-}" ] || [ ! -r "$CTMPL_ROLLBACK" ]; then
+        return
+    fi
+    tab=$(printf '\t')
+    while IFS="$tab" read -r dest copy; do
+        if [ -n "$dest" ]; then
+            restore_one "$dest" "$copy"
+        fi
+    done <"$CTMPL_ROLLBACK"
+}
+
 if ! out=$(run_nginx -t 2>&1 </dev/null); then
     printf '%s\n' "$out" >&2
+    restore_all
     say "config $NGINX_CONF is invalid, nginx left as it was"
     exit 1
 fi
