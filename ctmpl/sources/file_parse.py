@@ -75,19 +75,38 @@ def read_catalog(path: Path) -> Snapshot:
         # An editor that truncates before writing shows an empty file for a moment:
         # never read that as "every service is gone".
         raise SourceError(f"catalog {path}: file is empty (write `services: {{}}` for none)")
-    data = _decode(path, text)
+    data = _document(path, _decode(path, text))
+    nodes = _nodes(path, data.get("nodes", []))
+    addresses = {n.Node: n.Address for n in nodes}
+    return Snapshot(
+        instances=_instances(path, data.get("services", {}), addresses),
+        nodes=nodes,
+        kv=_kv(path, data.get("kv", {})),
+    )
+
+
+def _document(path: Path, data: Any) -> dict[str, Any]:
+    """The top-level mapping; anything that is not a catalog document is an error.
+
+    An emptied file (comments only, ``---``, ``null``) or ``services:`` with no value is
+    what a half-finished edit or a broken generator leaves: reading it as "no services"
+    would remove every upstream. Only an explicit ``services: {}`` (or ``[]``) means none.
+    """
+    hint = "write `services: {}` for a catalog with no services"
     if data is None:
-        data = {}
+        raise SourceError(f"catalog {path}: holds no catalog document "
+                          f"(comments only, `---` or `null`); {hint}")
     if not isinstance(data, dict):
         raise SourceError(f"catalog {path}: top level must be a mapping")
     unknown = sorted(set(data) - {"services", "nodes", "kv"})
     if unknown:
         raise SourceError(f"catalog {path}: unknown key {unknown[0]!r} (use services, nodes, kv)")
-    return Snapshot(
-        instances=_instances(path, data.get("services") or {}),
-        nodes=_nodes(path, data.get("nodes") or []),
-        kv=_kv(path, data.get("kv") or {}),
-    )
+    if not data:
+        raise SourceError(f"catalog {path}: no services key; {hint}")
+    for key in ("services", "nodes", "kv"):
+        if key in data and data[key] is None:
+            raise SourceError(f"catalog {path}: {key} has no value; {hint}")
+    return data
 
 
 def _decode(path: Path, text: str) -> Any:
@@ -110,7 +129,9 @@ def _skipped(message: str) -> None:
     warn_once(f"{message}; entry skipped")
 
 
-def _instances(path: Path, services: Any) -> tuple[Instance, ...]:
+def _instances(path: Path, services: Any, addresses: Mapping[str, str]) -> tuple[Instance, ...]:
+    if services == []:
+        return ()  # `services: []`, the other spelling of "no services"
     if not isinstance(services, dict):
         raise SourceError(f"catalog {path}: services must map names to lists of instances")
     found: list[Instance] = []
@@ -121,25 +142,29 @@ def _instances(path: Path, services: Any) -> tuple[Instance, ...]:
         for i, entry in enumerate(entries):
             where = f"catalog {path}: services.{name}[{i}]"
             try:
-                found.append(_instance(where, str(name), entry))
+                found.append(_instance(where, str(name), entry, addresses))
             except InvalidEntry as exc:
                 _skipped(str(exc))
     return sort_instances(found)
 
 
-def _instance(where: str, name: str, entry: Any) -> Instance:
+def _instance(where: str, name: str, entry: Any, addresses: Mapping[str, str]) -> Instance:
     if not isinstance(entry, dict):
         raise InvalidEntry(f"{where}: expected a mapping with address and port")
     tags = entry.get("tags") or []
+    node = str(entry.get("node") or "")
+    # As in Consul's health API: an instance without its own address uses its node's.
+    address = entry.get("address") or addresses.get(node)
     return make_instance(
         where,
         name=name,
-        id=str(entry.get("id") or f"{name}-{entry.get('address')}-{entry.get('port')}"),
-        address=entry.get("address"),
+        id=str(entry.get("id") or f"{name}-{address}-{entry.get('port')}"),
+        address=address,
         port=entry.get("port"),
         tags=tags if isinstance(tags, list) else [tags],
         meta=entry.get("meta") if isinstance(entry.get("meta"), dict) else None,
-        node=str(entry.get("node") or ""),
+        node=node,
+        node_address=addresses.get(node, ""),
         status=str(entry.get("status") or "passing"),
     )
 
