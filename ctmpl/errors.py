@@ -16,6 +16,7 @@ EXIT_INSTALL = 6
 EXIT_COMMAND = 7
 EXIT_CHECK = 8
 EXIT_PROXY = 9
+EXIT_UNHEALTHY = 10  # ctmpl register -once: the check failed; the instance was deregistered
 EXIT_INTERRUPTED = 130
 
 

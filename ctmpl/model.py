@@ -124,11 +124,28 @@ def warn_once(message: str) -> None:
     log.warning("%s", message)
 
 
+def is_safe_id(value: Any) -> bool:
+    """True for an instance ID that may reach a template."""
+    return isinstance(value, str) and bool(value) and not _UNSAFE_VALUE.search(value) \
+        and " " not in value
+
+
+def is_safe_tag(tag: Any) -> bool:
+    """True for a tag that is kept (see ``clean_tags``)."""
+    return isinstance(tag, str) and bool(_TAG.fullmatch(tag))
+
+
+def is_safe_meta(key: Any, value: Any) -> bool:
+    """True for a metadata pair that is kept (see ``clean_meta``)."""
+    safe_key = isinstance(key, str) and _META_KEY.fullmatch(key)
+    return bool(safe_key) and isinstance(value, str) and not _UNSAFE_VALUE.search(value)
+
+
 def clean_tags(where: str, tags: Iterable[Any]) -> tuple[str, ...]:
     """Sorted, de-duplicated tags; unsafe ones are dropped with a warning."""
     kept: set[str] = set()
     for tag in tags:
-        if isinstance(tag, str) and _TAG.fullmatch(tag):
+        if is_safe_tag(tag):
             kept.add(tag)
         else:
             warn_once(f"{where}: dropped unsafe tag {tag!r}")
@@ -139,8 +156,7 @@ def clean_meta(where: str, meta: Mapping[Any, Any] | None) -> dict[str, str]:
     """Metadata with unsafe keys or values dropped with a warning."""
     kept: dict[str, str] = {}
     for key, value in sorted((meta or {}).items(), key=lambda kv: str(kv[0])):
-        safe_key = isinstance(key, str) and _META_KEY.fullmatch(key)
-        if safe_key and isinstance(value, str) and not _UNSAFE_VALUE.search(value):
+        if is_safe_meta(key, value):
             kept[key] = value
             continue
         warn_once(f"{where}: dropped unsafe meta {key!r}={value!r}")
@@ -166,7 +182,7 @@ def make_instance(
     """
     if not isinstance(name, str) or not is_safe_name(name):
         raise InvalidEntry(f"{where}: service name {name!r} is not a safe identifier")
-    if not isinstance(id, str) or not id or _UNSAFE_VALUE.search(id) or " " in id:
+    if not is_safe_id(id):
         raise InvalidEntry(f"{where}: instance id {id!r} is not a safe identifier")
     if not isinstance(address, str) or not address or not is_valid_address(address):
         raise InvalidEntry(f"{where}: address {address!r} is not an IP address or hostname")

@@ -19,7 +19,7 @@ from ctmpl.errors import ConfigError, UsageError
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["value", "bool", "template", "config", "var", "auth", "token"]
+Kind = Literal["value", "bool", "template", "config", "var", "auth", "token", "list"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ FLAGS: tuple[Flag, ...] = (
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see ctmpl -help)")
+        raise UsageError(f"{message} (see {self.prog} -help)")
 
     def _get_option_tuples(self, option_string: str) -> list[Any]:
         # allow_abbrev=False covers only --long options: argparse would still expand
@@ -90,18 +90,20 @@ class _Parser(argparse.ArgumentParser):
         return []
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(
+    flags: Sequence[Flag] = FLAGS, prog: str = "ctmpl"
+) -> argparse.ArgumentParser:
     """The argument parser, one option per table row, single and double dash."""
-    parser = _Parser(prog="ctmpl", allow_abbrev=False, add_help=False)
+    parser = _Parser(prog=prog, allow_abbrev=False, add_help=False)
     parser.add_argument("-h", "-help", "--help", action="help", help="show this help")
     parser.add_argument("-v", "-version", "--version", action="version", version=__version__)
-    for flag in FLAGS:
+    for flag in flags:
         names = [f"-{flag.name}", f"--{flag.name}"]
         if flag.kind == "bool":
             parser.add_argument(*names, dest=flag.name, nargs="?", const="true", metavar="BOOL",
                                 help=flag.help)
         else:
-            action = "append" if flag.kind in ("template", "config", "var") else "store"
+            action = "append" if flag.kind in ("template", "config", "var", "list") else "store"
             parser.add_argument(*names, dest=flag.name, action=action, metavar=flag.metavar,
                                 help=flag.help)
     return parser
@@ -115,11 +117,13 @@ class FlagLayer:
     layer: dict[str, Any]
 
 
-def parse_flags(argv: Sequence[str]) -> FlagLayer:
+def parse_flags(
+    argv: Sequence[str], flags: Sequence[Flag] = FLAGS, prog: str = "ctmpl"
+) -> FlagLayer:
     """Parse argv into config paths and a checked raw layer; UsageError on bad flags."""
-    ns = vars(build_parser().parse_args(list(argv)))
+    ns = vars(build_parser(flags, prog).parse_args(list(argv)))
     raw: dict[str, Any] = {}
-    for flag in FLAGS:
+    for flag in flags:
         value = ns.get(flag.name)
         if value is None or flag.kind == "config":
             continue
@@ -127,13 +131,13 @@ def parse_flags(argv: Sequence[str]) -> FlagLayer:
     try:
         layer = parse_layer(raw)
     except ConfigError as exc:
-        raise UsageError(f"flag {_flag_for(str(exc))}: {exc}") from None
+        raise UsageError(f"flag {_flag_for(str(exc), flags)}: {exc}") from None
     return FlagLayer(config_paths=tuple(ns.get("config") or ()), layer=layer)
 
 
-def _flag_for(message: str) -> str:
+def _flag_for(message: str, flags: Sequence[Flag]) -> str:
     path = message.split(":", 1)[0].split("[", 1)[0]
-    for flag in FLAGS:
+    for flag in flags:
         if flag.path == path:
             return f"-{flag.name}"
     return "value"
@@ -144,7 +148,7 @@ def _apply(raw: dict[str, Any], flag: Flag, value: Any) -> None:
         raw["template"] = [parse_template_flag(v) for v in value]
         return
     if flag.kind == "var":
-        value = dict(parse_var(v) for v in value)
+        value = dict(parse_var(v, f"-{flag.name}") for v in value)
     elif flag.kind == "auth":
         value = auth_block(f"-{flag.name}", value)
     elif flag.kind == "token":
@@ -168,9 +172,9 @@ def parse_template_flag(text: str) -> dict[str, str]:
     return block
 
 
-def parse_var(text: str) -> tuple[str, str]:
-    """``key=value`` for -var."""
+def parse_var(text: str, what: str = "-var") -> tuple[str, str]:
+    """``key=value`` for -var (and other repeatable key=value flags)."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise UsageError(f"-var {text!r}: expected key=value")
+        raise UsageError(f"{what} {text!r}: expected key=value")
     return key.strip(), value

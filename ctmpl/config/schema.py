@@ -14,6 +14,7 @@ from typing import Any
 
 from ctmpl.config.durations import make_wait, parse_duration, parse_wait
 from ctmpl.errors import ConfigError
+from ctmpl.register.spec import as_address, as_check, as_status_range
 
 Convert = Callable[[str, Any], Any]
 Schema = Mapping[str, "Convert | Schema"]
@@ -185,6 +186,22 @@ NGINX_SCHEMA: Schema = {
     "globals": as_str,
     "error_log": as_str,
 }
+REGISTER_SCHEMA: Schema = {  # ``ctmpl register`` (ctmpl.register.settings)
+    "service": as_str,
+    "id": as_str,
+    "address": as_address,
+    "tags": as_str_list,
+    "meta": as_str_map,
+    "check": as_check,
+    "check_status": as_status_range,
+    "interval": duration,
+    "timeout": duration,
+    "rise": as_int,
+    "fall": as_int,
+    "ttl": duration,
+    "format": one_of("auto", "addr", "json"),
+    "once": as_bool,
+}
 TOP_SCHEMA: Schema = {
     "consul": CONSUL_SCHEMA,
     "etcd": ETCD_SCHEMA,
@@ -206,6 +223,7 @@ TOP_SCHEMA: Schema = {
     "default_delimiters": {"left": as_str, "right": as_str},
     "once": as_bool,
     "dry": as_bool,
+    "register": REGISTER_SCHEMA,
 }
 UNSUPPORTED = {
     "vault": "Vault secrets are not supported",

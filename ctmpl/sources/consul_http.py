@@ -136,14 +136,23 @@ class AgentHTTP:
         self, key: str, path: str, query: list[tuple[str, str]], timeout: float
     ) -> Answer:
         """GET ``path``; map every failure to a SourceError that starts with ``key``."""
+        return await self.request("GET", key, path, query, timeout)
+
+    async def request(
+        self, method: str, key: str, path: str, query: list[tuple[str, str]], timeout: float,
+        *, body: Any = None,
+    ) -> Answer:
+        """``method`` on ``path`` with an optional JSON ``body``; errors as for ``get``."""
         session = self._open()
         url = URL(self._base + quote(path, safe="/"), encoded=True)
         epoch = self.epoch
-        log.log(TRACE, "%s: GET %s %s", key, url.path, query)
+        log.log(TRACE, "%s: %s %s %s", key, method, url.path, query)
         try:
-            async with session.get(
+            async with session.request(
+                method,
                 url,
                 params=query,
+                json=body,
                 headers=self._headers,
                 auth=self._auth,
                 ssl=self._tls if self._tls is not None else True,
