@@ -102,6 +102,6 @@ class ConsulRegistry:
 
     async def _put(self, path: str, query: list[tuple[str, str]], body: Any = None) -> None:
         try:
-            await self._http.request("PUT", "register", path, query, self._timeout, body=body)
+            await self._http.request("PUT", "consul", path, query, self._timeout, body=body)
         except SourceError as exc:
-            raise RegistryDown(str(exc).removeprefix("register: ")) from None
+            raise RegistryDown(str(exc)) from None

@@ -107,7 +107,7 @@ class EtcdRegistry:
         )
         first = not self._lease
         self._lease = grant.ID
-        what = "registered" if first else f"registered again ({why})"
+        what = "registered" if first else f"registered again: {why}"
         return f"{self.what}: {what} (lease {grant.ID:x}, ttl {grant.TTL}s)"
 
     async def _delete(self, session: Session) -> str | None:
