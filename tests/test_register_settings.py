@@ -15,6 +15,7 @@ from ctmpl.register.etcd_registry import registration_key, registration_value
 from ctmpl.register.settings import load_register_config
 from ctmpl.register.spec import CheckSpec, parse_check, parse_status_range, split_address
 from ctmpl.sources.etcd_entries import EntryParser
+from tests.foundation_util import load
 
 ETCD = ["-catalog", "etcd://127.0.0.1:2379/services"]
 
@@ -143,3 +144,14 @@ def test_registration_reads_back_through_the_catalog_parser(
     assert (inst.Address, inst.Port, inst.ID) == (host, port, address)
     assert inst.Name == ("web" if nested else prefix.rsplit("/", 1)[-1])
     assert inst.Tags == tuple(sorted(set(tags)))
+
+
+def test_shipped_example_and_the_daemon_accepts_the_block(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "register.hcl"
+    config = load_register_config(["-config", str(example)], {})
+    assert (config.service, config.address, config.tags) == ("web", "127.0.0.1:8080", ("calico",))
+    assert config.check.url == "http://127.0.0.1:8080/health" and config.format == "json"
+    template = tmp_path / "t.j2"
+    template.write_text("x")
+    daemon = load(["-config", str(example), "-template", f"{template}:{tmp_path / 'out'}"])
+    assert daemon.catalog.kind == "etcd" and daemon.catalog.etcd.prefix == "services"
