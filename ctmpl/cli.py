@@ -9,20 +9,18 @@ import sys
 from collections.abc import Sequence
 
 from ctmpl import logs
-from ctmpl.config.flags import parse_flags
-from ctmpl.config.layers import env_layer, file_layers, finalize, merge
+from ctmpl.config.load import build_config
 from ctmpl.config.model import Config
 from ctmpl.errors import EXIT_INTERNAL, EXIT_USAGE, CtmplError, UsageError
 from ctmpl.runner import Runner, install_signals, pid_file
+from ctmpl.startup import announce
 
 log = logging.getLogger("ctmpl")
 
 
 def load_config(argv: Sequence[str]) -> Config:
     """Defaults < environment < config files < flags, finalized once."""
-    flags = parse_flags(argv)
-    layers = [env_layer(os.environ), *file_layers(flags.config_paths), flags.layer]
-    config = finalize(merge(layers), flags.config_paths)
+    config = build_config(argv, os.environ)
     if not config.templates:
         raise UsageError("no templates: give -template src:dest[:command] or a config file")
     return config
@@ -47,9 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args)
         logs.setup(config.log_level, config.log_format)
+        announce(config)
         return asyncio.run(_serve(config, args))
     except CtmplError as exc:
-        print(f"ctmpl: {exc}", file=sys.stderr)
+        print(f"ctmpl: {logs.shorten(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except SystemExit as exc:  # argparse -help / -version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ctmpl.brain import Brain
-from ctmpl.config.flags import parse_flags
-from ctmpl.config.layers import env_layer, file_layers, finalize, merge
+from ctmpl.config.load import build_config
 from ctmpl.config.model import Config, TemplateConfig
 from ctmpl.sources.base import Catalog
 from ctmpl.template.engine import Rendered, Template
@@ -20,9 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def load(argv: Sequence[str], environ: dict[str, str] | None = None) -> Config:
     """The CLI's layering (env < files < flags), without the no-template check."""
-    flags = parse_flags(argv)
-    layers = [env_layer(environ or {}), *file_layers(flags.config_paths), flags.layer]
-    return finalize(merge(layers), flags.config_paths)
+    return build_config(argv, environ or {})
 
 
 def template(text: str, **options: Any) -> Template:

@@ -192,8 +192,8 @@ def test_json_single_template_object(src: Path) -> None:
         ('template {\n  source = "in.j2"\n  destination = "o"\n  check_mode = "later"\n}\n',
          r"template\[0\]\.check_mode: 'later' is not one of staged, installed"),
         ('wait = "5s:1s"\n', r"wait: max \(1s\) must not be less than min \(5s\)"),
-        ('vault {\n  address = "https://vault:8200"\n}\n',
-         r"vault: Vault secrets are not supported"),
+        ('vault {\n  address = "https://vault:8200"\n}\nvalut {\n}\n', r"valut: unknown key"),
+        ('consul {\n  transport {\n  }\n  namespce = "x"\n}\n', r"consul\.namespce: unknown key"),
         ('template = "x"\n', r"template\[0\]: expected a block"),
         ('log_level = \n', r"invalid HCL"),
     ],
@@ -210,8 +210,8 @@ def test_invalid_json_names_line_and_column(src: Path) -> None:
         load(["-config", conf])
 
 
-def test_missing_config_path(src: Path) -> None:
-    with pytest.raises(ConfigError, match=r"no such file or directory"):
+def test_missing_config_path_is_a_bad_flag_value(src: Path) -> None:
+    with pytest.raises(UsageError, match=r"^-config .*nope\.hcl: no such file or directory"):
         load(["-config", str(src / "nope.hcl")])
 
 

@@ -1,7 +1,10 @@
 """Read config files into raw dicts: consul-template's HCL, or JSON.
 
-python-hcl2 returns strings still quoted (``'"5s"'``) and blocks as lists of dicts marked
-``__is_block__``; ``normalize`` turns that into plain values so every layer has one shape.
+python-hcl2 returns strings still quoted (``'"5s"'``), blocks as lists of dicts marked
+``__is_block__``, and comments as ``__comments__`` / ``__inline_comments__`` keys wherever they
+appear; ``normalize`` turns that into plain values (comments dropped) so every layer has one
+shape. In JSON a ``perms`` number is the mode itself (consul-template's JSON writes 0644 as
+``420``); ``perms`` strings are octal in both formats.
 """
 
 from __future__ import annotations
@@ -17,6 +20,11 @@ import hcl2
 from ctmpl.errors import ConfigError
 
 RawConfig = dict[str, Any]
+
+# Keys python-hcl2 adds to the data: block markers, comments and line metadata.
+_HCL2_META = frozenset(
+    {"__is_block__", "__comments__", "__inline_comments__", "__start_line__", "__end_line__"}
+)
 
 
 def config_files(path: str) -> list[Path]:
@@ -44,11 +52,22 @@ def load_file(path: Path) -> RawConfig:
             ) from None
         if not isinstance(data, dict):
             raise ConfigError(f"config {path}: top level must be an object")
-        return data  # JSON strings are plain already: unquoting would alter '"x"' values
+        return _json_perms(data)  # strings are plain already: unquoting would alter '"x"'
     data = _parse_hcl(path, text)
     if not isinstance(data, dict):
         raise ConfigError(f"config {path}: top level must be an object")
-    return {k: normalize(v) for k, v in data.items()}
+    return {k: normalize(v) for k, v in data.items() if k not in _HCL2_META}
+
+
+def _json_perms(data: RawConfig) -> RawConfig:
+    """JSON ``"perms": 420`` is mode 0644: give it to the schema as the octal text ``"644"``."""
+    templates = data.get("template")
+    for block in templates if isinstance(templates, list) else [templates]:
+        if isinstance(block, dict):
+            perms = block.get("perms")
+            if isinstance(perms, int) and not isinstance(perms, bool) and perms >= 0:
+                block["perms"] = format(perms, "o")
+    return data
 
 
 def _parse_hcl(path: Path, text: str) -> Any:
@@ -63,11 +82,11 @@ def _parse_hcl(path: Path, text: str) -> Any:
 
 
 def normalize(value: Any) -> Any:
-    """Unquote hcl2 strings, unwrap blocks, recurse into lists and dicts."""
+    """Unquote hcl2 strings, unwrap blocks, drop comments, recurse into lists and dicts."""
     if isinstance(value, str):
         return _unquote(value)
     if isinstance(value, dict):
-        return {k: normalize(v) for k, v in value.items() if k != "__is_block__"}
+        return {k: normalize(v) for k, v in value.items() if k not in _HCL2_META}
     if isinstance(value, list):
         return [normalize(v) for v in value]
     return value

@@ -64,18 +64,27 @@ def auth_block(what: str, value: str) -> dict[str, Any]:
     return {"enabled": True, "username": user, "password": password if sep else ""}
 
 
-def file_layers(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Each config file (directories in lexical order) as a checked layer."""
+def file_layers(
+    paths: Sequence[str], ignored: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Each config file (directories in lexical order) as a checked layer.
+
+    Warnings for consul-template keys that ctmpl ignores go to ``ignored``, each
+    naming the file and the dotted path.
+    """
     layers = []
     for path in paths:
         for file in config_files(path):
+            found: list[str] = []
             try:
-                layers.append(parse_layer(load_file(file)))
+                layers.append(parse_layer(load_file(file), ignored=found))
             except ConfigError as exc:
                 text = str(exc)
                 raise ConfigError(
                     text if text.startswith("config ") else f"config {file}: {text}"
                 ) from None
+            if ignored is not None:
+                ignored.extend(f"config {file}: {line}" for line in found)
     return layers
 
 
@@ -87,7 +96,9 @@ def merge(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def finalize(raw: Mapping[str, Any], config_paths: Sequence[str] = ()) -> Config:
+def finalize(
+    raw: Mapping[str, Any], config_paths: Sequence[str] = (), ignored: Sequence[str] = ()
+) -> Config:
     """Build the frozen Config from merged layers, reading token files and checking templates."""
     wait = raw.get("wait", Wait())
     vars_ = dict(raw.get("vars", {}))
@@ -112,6 +123,7 @@ def finalize(raw: Mapping[str, Any], config_paths: Sequence[str] = ()) -> Config
         nginx=NginxConfig(**raw.get("nginx", {})),
         vars=vars_,
         config_paths=tuple(config_paths),
+        ignored_keys=tuple(ignored),
     )
 
 
@@ -131,6 +143,8 @@ def _template(
     fields.setdefault("left_delimiter", delims.get("left", ""))
     fields.setdefault("right_delimiter", delims.get("right", ""))
     fields["vars"] = {**vars_, **fields.get("vars", {})}
+    denied = (*fields.get("function_denylist", ()), *fields.pop("function_blacklist", ()))
+    fields["function_denylist"] = tuple(dict.fromkeys(denied))
     return TemplateConfig(**fields)
 
 
@@ -176,10 +190,10 @@ def _tls(raw: Mapping[str, Any]) -> TLS:
     return TLS(**raw)
 
 
-def _retry(raw: Mapping[str, Any]) -> Retry:
+def _retry(where: str, raw: Mapping[str, Any]) -> Retry:
     retry = Retry(**raw)
     if retry.max_backoff < retry.backoff:
-        raise ConfigError("retry: max_backoff must not be less than backoff")
+        raise ConfigError(f"{where}: max_backoff must not be less than backoff")
     return retry
 
 
@@ -195,7 +209,7 @@ def _consul(raw: Mapping[str, Any]) -> ConsulConfig:
         auth_username=auth.get("username", "") if enabled else "",
         auth_password=auth.get("password", "") if enabled else "",
         ssl=_tls(raw.get("ssl", {})),
-        retry=_retry(raw.get("retry", {})),
+        retry=_retry("consul.retry", raw.get("retry", {})),
         max_connections=_connections(raw.get("max_connections", 64)),
     )
 
@@ -211,7 +225,7 @@ def _connections(value: int) -> int:
 def _etcd(raw: Mapping[str, Any]) -> EtcdConfig:
     fields = dict(raw)
     fields["tls"] = _tls(fields.pop("ssl", {}))
-    fields["retry"] = _retry(fields.pop("retry", {}))
+    fields["retry"] = _retry("etcd.retry", fields.pop("retry", {}))
     if "prefix" in fields:
         fields["prefix"] = fields["prefix"].strip("/")
     return EtcdConfig(**fields)

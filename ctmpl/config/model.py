@@ -107,6 +107,7 @@ class TemplateConfig:
     left_delimiter: str = ""
     right_delimiter: str = ""
     sandbox_path: str = ""
+    function_denylist: tuple[str, ...] = ()  # functions this template may not call
     vars: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -148,3 +149,4 @@ class Config:
     nginx: NginxConfig = NginxConfig()
     vars: Mapping[str, str] = field(default_factory=dict)
     config_paths: tuple[str, ...] = ()
+    ignored_keys: tuple[str, ...] = ()  # warnings for consul-template keys ctmpl ignores

@@ -1,8 +1,9 @@
-"""The config schema: every key consul-template's HCL accepts (plus ctmpl's own), typed.
+"""The config schema: the consul-template keys ctmpl implements (plus its own), typed.
 
 ``parse_layer`` checks one raw layer (a file, the environment, the flags) against the
 schema, so an unknown key or a bad value is reported with the file and the dotted path
-(``config app.hcl: template[0].wait.mni: unknown key``).
+(``config app.hcl: template[0].wait.mni: unknown key``). consul-template keys that ctmpl
+does not implement come from ``ctmpl.config.compat`` and are collected as warnings.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ctmpl.config.compat import ignored_reason, warning
 from ctmpl.config.durations import make_wait, parse_duration, parse_wait
 from ctmpl.errors import ConfigError
 from ctmpl.register.spec import as_address, as_check, as_status_range
+from ctmpl.logs import quote
 
 Convert = Callable[[str, Any], Any]
 Schema = Mapping[str, "Convert | Schema"]
@@ -23,7 +26,7 @@ Schema = Mapping[str, "Convert | Schema"]
 def as_str(what: str, value: Any) -> str:
     """A string (numbers are accepted and turned into text)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ConfigError(f"{what}: expected a string, got {value!r}")
+        raise ConfigError(f"{what}: expected a string, got {quote(value)}")
     return str(value)
 
 
@@ -33,7 +36,7 @@ def as_bool(what: str, value: Any) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "1", "t", "false", "0", "f"):
         return value.lower() in ("true", "1", "t")
-    raise ConfigError(f"{what}: expected true or false, got {value!r}")
+    raise ConfigError(f"{what}: expected true or false, got {quote(value)}")
 
 
 def as_int(what: str, value: Any) -> int:
@@ -43,7 +46,7 @@ def as_int(what: str, value: Any) -> int:
     except (TypeError, ValueError):
         number = -1
     if number < 0:
-        raise ConfigError(f"{what}: expected a whole number ≥ 0, got {value!r}")
+        raise ConfigError(f"{what}: expected a whole number ≥ 0, got {quote(value)}")
     return number
 
 
@@ -53,9 +56,11 @@ def as_perms(what: str, value: Any) -> int:
     try:
         mode = int(text, 8)
     except ValueError:
-        raise ConfigError(f"{what}: expected an octal file mode like 0644, got {value!r}") from None
+        raise ConfigError(
+            f"{what}: expected an octal file mode like 0644, got {quote(value)}"
+        ) from None
     if not 0 <= mode <= 0o7777:
-        raise ConfigError(f"{what}: file mode {value!r} is out of range")
+        raise ConfigError(f"{what}: file mode {quote(value)} is out of range")
     return mode
 
 
@@ -63,7 +68,7 @@ def as_str_list(what: str, value: Any) -> tuple[str, ...]:
     """A list of strings (a single string is a list of one)."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
-        raise ConfigError(f"{what}: expected a list of strings, got {value!r}")
+        raise ConfigError(f"{what}: expected a list of strings, got {quote(value)}")
     return tuple(as_str(f"{what}[{i}]", v) for i, v in enumerate(items))
 
 
@@ -72,7 +77,7 @@ def as_str_map(what: str, value: Any) -> dict[str, str]:
     if isinstance(value, list) and all(isinstance(v, dict) for v in value):
         value = {k: v for block in value for k, v in block.items()}
     if not isinstance(value, dict):
-        raise ConfigError(f"{what}: expected a map of strings, got {value!r}")
+        raise ConfigError(f"{what}: expected a map of strings, got {quote(value)}")
     return {str(k): as_str(f"{what}.{k}", v) for k, v in value.items()}
 
 
@@ -81,7 +86,7 @@ def as_signal(what: str, value: Any) -> str:
     name = as_str(what, value).upper()
     name = name if name.startswith("SIG") else f"SIG{name}"
     if not hasattr(signal.Signals, name):
-        raise ConfigError(f"{what}: unknown signal {value!r}")
+        raise ConfigError(f"{what}: unknown signal {quote(value)}")
     return name
 
 
@@ -98,7 +103,7 @@ def one_of(*choices: str) -> Convert:
     def convert(what: str, value: Any) -> str:
         text = as_str(what, value).lower()
         if text not in choices:
-            raise ConfigError(f"{what}: {value!r} is not one of {', '.join(choices)}")
+            raise ConfigError(f"{what}: {quote(value)} is not one of {', '.join(choices)}")
         return text
 
     return convert
@@ -175,6 +180,8 @@ TEMPLATE_SCHEMA: Schema = {
     "left_delimiter": as_str,
     "right_delimiter": as_str,
     "sandbox_path": as_str,
+    "function_denylist": as_str_list,
+    "function_blacklist": as_str_list,  # consul-template's name before 0.26
     "vars": as_str_map,
 }
 NGINX_SCHEMA: Schema = {
@@ -225,48 +232,55 @@ TOP_SCHEMA: Schema = {
     "dry": as_bool,
     "register": REGISTER_SCHEMA,
 }
-UNSUPPORTED = {
-    "vault": "Vault secrets are not supported",
-    "exec": "exec mode is not supported; run the proxy under its own supervisor",
-    "dedup": "de-duplication mode is not supported",
-    "deduplicate": "de-duplication mode is not supported",
-}
 REPEATED = {"template"}
 
 
 def parse_layer(
-    raw: Mapping[str, Any], schema: Schema = TOP_SCHEMA, path: str = ""
+    raw: Mapping[str, Any],
+    schema: Schema = TOP_SCHEMA,
+    path: str = "",
+    ignored: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Check and convert one raw layer; raise ConfigError naming the dotted path."""
+    """Check and convert one raw layer; raise ConfigError naming the dotted path.
+
+    consul-template keys that ctmpl ignores are left out; their warnings are appended to
+    ``ignored`` (an error when no list is given: flags and the environment have none).
+    """
     result: dict[str, Any] = {}
     for key, value in raw.items():
         where = f"{path}{key}"
-        if not path and key in UNSUPPORTED:
-            raise ConfigError(f"{where}: {UNSUPPORTED[key]} (remove it from the config)")
         if key not in schema:
-            raise ConfigError(f"{where}: unknown key")
+            reason = ignored_reason(where)
+            if reason is None or ignored is None:
+                raise ConfigError(f"{where}: unknown key")
+            ignored.append(warning(where, reason))
+            continue
         spec = schema[key]
         if not path and key in REPEATED:
             blocks = value if isinstance(value, list) else [value]
-            result[key] = [_block(f"{where}[{i}]", b, spec) for i, b in enumerate(blocks)]
+            result[key] = [
+                _block(f"{where}[{i}]", b, spec, ignored) for i, b in enumerate(blocks)
+            ]
         elif isinstance(spec, Mapping):
-            result[key] = _merged_blocks(where, value, spec)
+            result[key] = _merged_blocks(where, value, spec, ignored)
         else:
             result[key] = spec(where, value)
     return result
 
 
-def _block(where: str, value: Any, spec: Any) -> dict[str, Any]:
+def _block(where: str, value: Any, spec: Any, ignored: list[str] | None) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a block, got {value!r}")
-    return parse_layer(value, spec, f"{where}.")
+        raise ConfigError(f"{where}: expected a block, got {quote(value)}")
+    return parse_layer(value, spec, f"{where}.", ignored)
 
 
-def _merged_blocks(where: str, value: Any, spec: Schema) -> dict[str, Any]:
+def _merged_blocks(
+    where: str, value: Any, spec: Schema, ignored: list[str] | None
+) -> dict[str, Any]:
     blocks = value if isinstance(value, list) else [value]
     merged: dict[str, Any] = {}
     for block in blocks:
-        merge_into(merged, _block(where, block, spec))
+        merge_into(merged, _block(where, block, spec, ignored))
     return merged
 
 

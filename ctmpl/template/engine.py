@@ -39,6 +39,7 @@ class Template:
         self.config = config
         self.name = config.name
         self._env = _environment(config)
+        self._denied = {name: _denied(name) for name in config.function_denylist}
         self._template = self._compile()
 
     def _compile(self) -> jinja2.Template:
@@ -62,6 +63,7 @@ class Template:
         # silently replace service().
         variables: dict[str, Any] = {**self.config.vars, **data.globals()}
         variables["vars"] = dict(self.config.vars)
+        variables.update(self._denied)
         try:
             text = self._render_text(variables)
         except TemplateError:
@@ -105,7 +107,16 @@ def _environment(config: TemplateConfig) -> SandboxedEnvironment:
     env = SandboxedEnvironment(**options)
     env.globals.update(GLOBALS)
     env.filters.update(FILTERS)
+    for name in config.function_denylist:
+        env.globals[name] = env.filters[name] = _denied(name)
     return env
+
+
+def _denied(name: str) -> Any:
+    def call(*_args: Any, **_kwargs: Any) -> Any:
+        raise TemplateError(f"{name}(): denied by the template's function_denylist")
+
+    return call
 
 
 def _undefined_message(message: str) -> str:

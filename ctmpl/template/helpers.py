@@ -78,7 +78,20 @@ def _join(sep: str, items: Iterable[Any]) -> str:
     return sep.join(str(i) for i in items)
 
 
+def _vault(name: str) -> Callable[..., Any]:
+    """consul-template's Vault functions: ctmpl ignores the vault block, so they fail clearly."""
+
+    def call(*_args: Any, **_kwargs: Any) -> Any:
+        raise TemplateError(
+            f"{name}(): Vault is not supported by ctmpl (the vault block is ignored); "
+            "render secrets with another tool"
+        )
+
+    return call
+
+
 GLOBALS: dict[str, Callable[..., Any]] = {
+    **{name: _vault(name) for name in ("secret", "secrets", "pkiCert")},
     "byTag": by_tag,
     "toLower": lambda s: str(s).lower(),
     "toUpper": lambda s: str(s).upper(),
