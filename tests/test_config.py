@@ -260,8 +260,12 @@ def test_bad_env_var_names_the_environment() -> None:
 
 
 def test_token_file_unreadable(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(UsageError, match=r"^flag -consul-token-file: consul.token_file: cannot"):
+        load(["-consul-token-file", str(missing)])
+    conf = write(tmp_path / "a.hcl", f'consul {{\n  token_file = "{missing}"\n}}\n')
     with pytest.raises(ConfigError, match=r"consul.token_file: cannot read"):
-        load(["-consul-token-file", str(tmp_path / "missing")])
+        load(["-config", conf])
 
 
 def test_consul_token_never_in_config_errors(src: Path) -> None:
@@ -277,9 +281,9 @@ def test_catalog_urls() -> None:
     assert etcd.kind == "etcd"
     assert etcd.etcd.endpoints == ("h1:2379", "h2:2380")
     assert etcd.etcd.prefix == "services"
-    with pytest.raises(ConfigError, match="catalog 'zk://x'"):
+    with pytest.raises(UsageError, match=r"^flag -catalog: catalog 'zk://x'"):
         load(["-catalog", "zk://x"])
-    with pytest.raises(ConfigError, match="not host:port"):
+    with pytest.raises(UsageError, match="not host:port"):
         load(["-catalog", "etcd://h1/x"])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from ctmpl.config.flags import FLAGS, parse_flags, parse_template_flag, parse_var
 from ctmpl.config.model import Config, TemplateConfig, Wait
 from ctmpl.errors import UsageError
-from tests.foundation_util import load
+from tests.foundation_util import ROOT, load
 
 Get = Callable[[Config], Any]
 
@@ -173,9 +174,42 @@ def test_consul_token_flag_warns_without_logging_the_token(
     assert all("tok-SECRET-123" not in r.getMessage() for r in caplog.records)
 
 
-def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
+def readme_flags() -> dict[str, tuple[str, str]]:
+    """The README's flag table: flag -> (metavar, meaning without backticks)."""
+    text = (ROOT / "README.md").read_text().split("### Flags")[1].split("### ")[0]
+    rows: dict[str, tuple[str, str]] = {}
+    for line in text.splitlines():
+        match = re.match(r"^\| `(-[^`]+)`(?:, `(-[^`]+)`)? \| [^|]* \| (.*) \|$", line)
+        if match:
+            for cell in filter(None, match.groups()[:2]):
+                name, _, metavar = cell.partition(" ")
+                rows[name] = (metavar, match[3].replace("`", ""))
+    return rows
+
+
+def test_help_lists_exactly_the_readme_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
         parse_flags(["-help"])
+    assert stop.value.code == 0
     out = capsys.readouterr().out
+    listed = {m[1] for m in re.finditer(r"^  (-[a-z-]+)", out, re.MULTILINE)}
+    documented = readme_flags()
+    assert listed == set(documented)
     for flag in FLAGS:
-        assert f"-{flag.name}" in out
+        metavar, meaning = documented[f"-{flag.name}"]
+        assert (flag.metavar, flag.help) == (metavar, meaning), flag.name
+        assert re.search(rf"^  -{flag.name} {re.escape(metavar)} +{re.escape(meaning)}$".replace(
+            "  +", " +"), out, re.MULTILINE), flag.name
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["-bogus"], ["-template", "x"], ["-var", "x"], ["-wait", "soon"], ["-catalog", "bogus"],
+     ["-catalog", "etcd://nohost/x"], ["-catalog", "file://"], ["-consul-max-connections", "5"],
+     ["-consul-max-connections", "many"], ["-consul-token-file", "/nonexistent/token"],
+     ["-consul-retry-backoff", "2m"], ["-log-level", "loud"], ["-config", "/nonexistent.hcl"],
+     ["-consul-auth", ":pw"], ["-once=maybe"], ["-consul-ssl-verify=perhaps"]],
+)
+def test_every_bad_flag_value_is_the_usage_exit_code(src: Path, argv: list[str]) -> None:
+    with pytest.raises(UsageError):
+        load([*argv, "-template", "in.j2:out"])

@@ -29,54 +29,70 @@ class Flag:
     name: str
     path: str
     kind: Kind = "value"
-    help: str = ""
-    metavar: str = "VALUE"
+    help: str = ""  # the README's "meaning" column, word for word (a test compares them)
+    metavar: str = "VALUE"  # "" for boolean flags
 
 
 FLAGS: tuple[Flag, ...] = (
     Flag("config", "", "config", "config file or directory (repeatable; later wins)", "PATH"),
-    Flag("template", "template", "template", "template as src:dest[:command] (repeatable)", "T"),
-    Flag("catalog", "catalog", help="consul (default), etcd://host:port[,…]/prefix, file://path"),
-    Flag("var", "vars", "var", "template variable key=value (repeatable)", "KEY=VALUE"),
-    Flag("wait", "wait", help="quiescence min[:max], e.g. 5s:30s", metavar="MIN:MAX"),
-    Flag("once", "once", "bool", "render once and exit"),
-    Flag("dry", "dry", "bool", "print rendered templates to stdout; write and run nothing"),
-    Flag("log-level", "log_level", help="trace, debug, info, warn, err", metavar="LEVEL"),
-    Flag("log-format", "log_format", help="text or json", metavar="FORMAT"),
-    Flag("pid-file", "pid_file", help="write the process id here while running", metavar="PATH"),
-    Flag("kill-signal", "kill_signal", help="signal that stops ctmpl (default SIGINT)"),
-    Flag("reload-signal", "reload_signal", help="signal that reloads config (default SIGHUP)"),
-    Flag("max-stale", "max_stale", help="allow stale Consul reads up to this age", metavar="DUR"),
-    Flag("block-query-wait", "block_query_wait", help="blocking query wait time", metavar="DUR"),
-    Flag("command-error-fatal", "command_error_fatal", "bool", "exit when a command fails"),
-    Flag("missing-dependency-warn", "missing_dependency_warn", help="warn after", metavar="DUR"),
-    Flag("proxy", "proxy", help="built-in proxy control: none or nginx", metavar="KIND"),
-    Flag("nginx-bin", "nginx.binary", help="nginx binary (default nginx)", metavar="PATH"),
-    Flag("nginx-conf", "nginx.config", help="nginx main config", metavar="PATH"),
-    Flag("nginx-pid", "nginx.pid_file", help="nginx pid file", metavar="PATH"),
-    Flag("nginx-prefix", "nginx.prefix", help="nginx -p prefix", metavar="PATH"),
-    Flag("consul-addr", "consul.address", help="Consul agent address", metavar="ADDR"),
-    Flag("consul-token", "consul.token", "token", "ACL token (prefer -consul-token-file)"),
-    Flag("consul-token-file", "consul.token_file", help="file holding the ACL token"),
-    Flag("consul-auth", "consul.auth", "auth", "HTTP basic auth user[:password]"),
-    Flag("consul-ssl", "consul.ssl.enabled", "bool", "use HTTPS"),
-    Flag("consul-ssl-verify", "consul.ssl.verify", "bool", "verify the server certificate"),
-    Flag("consul-ssl-ca-cert", "consul.ssl.ca_cert", help="CA certificate file", metavar="PATH"),
-    Flag("consul-ssl-ca-path", "consul.ssl.ca_path", help="CA certificates directory"),
-    Flag("consul-ssl-cert", "consul.ssl.cert", help="client certificate file", metavar="PATH"),
-    Flag("consul-ssl-key", "consul.ssl.key", help="client key file", metavar="PATH"),
-    Flag("consul-ssl-server-name", "consul.ssl.server_name", help="TLS server name (SNI)"),
-    Flag("consul-retry", "consul.retry.enabled", "bool", "retry failed queries"),
-    Flag("consul-retry-attempts", "consul.retry.attempts", help="0 = forever", metavar="N"),
-    Flag("consul-retry-backoff", "consul.retry.backoff", help="first retry delay", metavar="DUR"),
-    Flag("consul-retry-max-backoff", "consul.retry.max_backoff", help="retry delay cap"),
-    Flag("consul-max-connections", "consul.max_connections", help="HTTP connection budget",
-         metavar="N"),
-    Flag("etcd-ca-cert", "etcd.ssl.ca_cert", help="etcd CA certificate file", metavar="PATH"),
-    Flag("etcd-cert", "etcd.ssl.cert", help="etcd client certificate file", metavar="PATH"),
-    Flag("etcd-key", "etcd.ssl.key", help="etcd client key file", metavar="PATH"),
-    Flag("etcd-username", "etcd.username", help="etcd user"),
-    Flag("etcd-password", "etcd.password", "token", "etcd password"),
+    Flag("template", "template", "template", "template to render (repeatable)", "SRC:DEST[:CMD]"),
+    Flag("catalog", "catalog", "value",
+         "consul (default), etcd://host:port[,…]/prefix, file://path", "URL"),
+    Flag("var", "vars", "var", "template variable (repeatable)", "KEY=VALUE"),
+    Flag("wait", "wait", "value", "quiescence, e.g. 5s:30s; MAX defaults to 4×MIN", "MIN[:MAX]"),
+    Flag("once", "once", "bool", "render once and exit", ""),
+    Flag("dry", "dry", "bool", "print > dest and the content to stdout; write and run nothing", ""),
+    Flag("log-level", "log_level", "value", "trace, debug, info, warn, err", "LEVEL"),
+    Flag("log-format", "log_format", "value", "text or json (one object per line)", "FORMAT"),
+    Flag("pid-file", "pid_file", "value",
+         "write ctmpl's pid while running; removed at exit", "PATH"),
+    Flag("kill-signal", "kill_signal", "value",
+         "extra signal that stops ctmpl (SIGTERM and SIGINT always do)", "SIG"),
+    Flag("reload-signal", "reload_signal", "value",
+         "signal that reloads config and templates (default SIGHUP)", "SIG"),
+    Flag("max-stale", "max_stale", "value",
+         "allow stale Consul reads up to this age (default 2s)", "DUR"),
+    Flag("block-query-wait", "block_query_wait", "value",
+         "blocking query wait (default 60s)", "DUR"),
+    Flag("command-error-fatal", "command_error_fatal", "bool",
+         "exit (code 7) when a command fails, as consul-template does", ""),
+    Flag("missing-dependency-warn", "missing_dependency_warn", "value",
+         "warn when a render waits this long for data (default 30s)", "DUR"),
+    Flag("proxy", "proxy", "value", "built-in proxy control: none (default) or nginx", "KIND"),
+    Flag("nginx-bin", "nginx.binary", "value", "nginx binary (default nginx)", "PATH"),
+    Flag("nginx-conf", "nginx.config", "value",
+         "nginx main config (default /etc/nginx/nginx.conf)", "PATH"),
+    Flag("nginx-pid", "nginx.pid_file", "value", "nginx pid file (default /run/nginx.pid)", "PATH"),
+    Flag("nginx-prefix", "nginx.prefix", "value", "nginx -p prefix", "PATH"),
+    Flag("consul-addr", "consul.address", "value",
+         "Consul agent, host:port or https://host:port", "ADDR"),
+    Flag("consul-token", "consul.token", "token",
+         "ACL token (warns: visible in ps; prefer the file)", "TOKEN"),
+    Flag("consul-token-file", "consul.token_file", "value", "file holding the ACL token", "PATH"),
+    Flag("consul-auth", "consul.auth", "auth", "HTTP basic auth", "USER[:PASS]"),
+    Flag("consul-ssl", "consul.ssl.enabled", "bool", "use HTTPS", ""),
+    Flag("consul-ssl-verify", "consul.ssl.verify", "bool",
+         "verify the server certificate (default true)", ""),
+    Flag("consul-ssl-ca-cert", "consul.ssl.ca_cert", "value", "CA certificate file", "PATH"),
+    Flag("consul-ssl-ca-path", "consul.ssl.ca_path", "value", "CA certificates directory", "DIR"),
+    Flag("consul-ssl-cert", "consul.ssl.cert", "value", "client certificate", "PATH"),
+    Flag("consul-ssl-key", "consul.ssl.key", "value", "client key", "PATH"),
+    Flag("consul-ssl-server-name", "consul.ssl.server_name", "value",
+         "TLS server name (SNI)", "NAME"),
+    Flag("consul-retry", "consul.retry.enabled", "bool", "retry failed queries (default true)", ""),
+    Flag("consul-retry-attempts", "consul.retry.attempts", "value",
+         "0 = forever (default; with -once: 5)", "N"),
+    Flag("consul-retry-backoff", "consul.retry.backoff", "value",
+         "first retry delay (default 250ms)", "DUR"),
+    Flag("consul-retry-max-backoff", "consul.retry.max_backoff", "value",
+         "retry delay cap (default 1m)", "DUR"),
+    Flag("consul-max-connections", "consul.max_connections", "value",
+         "HTTP connection budget to the agent, 8–190 (default 64)", "N"),
+    Flag("etcd-ca-cert", "etcd.ssl.ca_cert", "value", "etcd CA certificate", "PATH"),
+    Flag("etcd-cert", "etcd.ssl.cert", "value", "etcd client certificate", "PATH"),
+    Flag("etcd-key", "etcd.ssl.key", "value", "etcd client key", "PATH"),
+    Flag("etcd-username", "etcd.username", "value", "etcd user", "USER"),
+    Flag("etcd-password", "etcd.password", "token", "etcd password (warns: visible in ps)", "PASS"),
 )
 
 
@@ -90,22 +106,39 @@ class _Parser(argparse.ArgumentParser):
         return []
 
 
+def help_text(flags: Sequence[Flag] = FLAGS, prog: str = "ctmpl") -> str:
+    """``-help``: one line per flag, the same flags, metavars and words as the README."""
+    rows = [(f"-{f.name} {'' if f.kind == 'bool' else f.metavar}".rstrip(), f.help)
+            for f in flags]
+    rows += [("-version", "print the version and exit"), ("-help", "show this help")]
+    width = max(len(left) for left, _ in rows) + 2
+    lines = [f"  {left.ljust(width)}{text}" for left, text in rows]
+    return (
+        f"usage: {prog} [flags]   (-flag value, -flag=value or --flag value)\n\n"
+        + "\n".join(lines) + "\n"
+    )
+
+
 def build_parser(
     flags: Sequence[Flag] = FLAGS, prog: str = "ctmpl"
 ) -> argparse.ArgumentParser:
     """The argument parser, one option per table row, single and double dash."""
+
+    class Help(argparse.Action):
+        def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+            print(help_text(flags, prog), end="")
+            parser.exit(0)
+
     parser = _Parser(prog=prog, allow_abbrev=False, add_help=False)
-    parser.add_argument("-h", "-help", "--help", action="help", help="show this help")
+    parser.add_argument("-h", "-help", "--help", action=Help, nargs=0)
     parser.add_argument("-v", "-version", "--version", action="version", version=__version__)
     for flag in flags:
         names = [f"-{flag.name}", f"--{flag.name}"]
         if flag.kind == "bool":
-            parser.add_argument(*names, dest=flag.name, nargs="?", const="true", metavar="BOOL",
-                                help=flag.help)
+            parser.add_argument(*names, dest=flag.name, nargs="?", const="true", metavar="BOOL")
         else:
             action = "append" if flag.kind in ("template", "config", "var", "list") else "store"
-            parser.add_argument(*names, dest=flag.name, action=action, metavar=flag.metavar,
-                                help=flag.help)
+            parser.add_argument(*names, dest=flag.name, action=action, metavar=flag.metavar)
     return parser
 
 
@@ -127,7 +160,10 @@ def parse_flags(
         value = ns.get(flag.name)
         if value is None or flag.kind == "config":
             continue
-        _apply(raw, flag, value)
+        try:
+            _apply(raw, flag, value)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
     try:
         layer = parse_layer(raw)
     except ConfigError as exc:

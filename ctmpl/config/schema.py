@@ -16,8 +16,8 @@ from typing import Any
 from ctmpl.config.compat import ignored_reason, warning
 from ctmpl.config.durations import make_wait, parse_duration, parse_wait
 from ctmpl.errors import ConfigError
-from ctmpl.register.spec import as_address, as_check, as_status_range
 from ctmpl.logs import quote
+from ctmpl.register.spec import as_address, as_check, as_status_range
 
 Convert = Callable[[str, Any], Any]
 Schema = Mapping[str, "Convert | Schema"]
