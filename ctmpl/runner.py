@@ -27,6 +27,7 @@ from ctmpl.quiesce import Quiescence
 from ctmpl.sources import open_catalog
 from ctmpl.sources.base import Catalog
 from ctmpl.sources.file import FileCatalog
+from ctmpl.stale import remove_stale_temp_files
 from ctmpl.template.engine import Template
 from ctmpl.watch import Watcher, WatchPolicy
 
@@ -119,6 +120,8 @@ class Runner:
     async def run(self) -> int:
         """Run until stopped (daemon) or until every template rendered once (``-once``)."""
         self.groups = build_groups(self.config)
+        if not self.config.dry:
+            remove_stale_temp_files(Path(t.destination) for t in self.config.templates)
         self.catalog: Catalog = open_catalog(self.config.catalog)
         self.watcher = Watcher(self._policy(), self._on_data, self._on_fail)
         self.pipeline = self._pipeline()

@@ -19,6 +19,7 @@ from watchdog.observers import Observer
 from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import SourceError
 from ctmpl.model import KVPair, summarize
+from ctmpl.offloop import in_daemon_thread
 from ctmpl.sources.base import Query, ServiceSpec, filter_instances, relative_pairs
 from ctmpl.sources.file_parse import Snapshot, read_catalog
 
@@ -71,6 +72,8 @@ class FileCatalog:
         self._changed: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
 
     def start(self) -> None:
         """Start watching the file (daemon mode); must run inside the event loop."""
@@ -84,19 +87,45 @@ class FileCatalog:
         self._observer.start()
 
     def notify_threadsafe(self) -> None:
-        """Called from the watchdog thread: re-read the file on the event loop."""
+        """Called from the watchdog thread: re-read the file, off the event loop."""
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.reload)
+            self._loop.call_soon_threadsafe(self._schedule)
+
+    def _schedule(self) -> None:
+        """One parse at a time; edits during a parse cause one more parse after it."""
+        self._again = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._reread(), name=f"read {self.path}")
+
+    async def _reread(self) -> None:
+        while self._again:
+            self._again = False
+            try:
+                # Parsing a large file takes a while: keep the loop (and signals) responsive.
+                snapshot = await in_daemon_thread(f"read {self.path}", self._read)
+            except SourceError as exc:
+                self._rejected(exc)
+            else:
+                self._apply(snapshot)
+
+    def _read(self) -> Snapshot:
+        return read_catalog(self.path)
 
     def reload(self) -> bool:
-        """Re-read the file; keep the last good data when the new version is malformed."""
+        """Re-read the file now; keep the last good data when the new version is malformed."""
         try:
-            snapshot = read_catalog(self.path)
+            snapshot = self._read()
         except SourceError as exc:
-            if str(exc) != self._last_error:  # one edit raises several events: log once
-                self._last_error = str(exc)
-                log.error("%s; keeping the last good catalog", exc)
+            self._rejected(exc)
             return False
+        return self._apply(snapshot)
+
+    def _rejected(self, exc: SourceError) -> None:
+        if str(exc) != self._last_error:  # one edit raises several events: log once
+            self._last_error = str(exc)
+            log.error("%s; keeping the last good catalog", exc)
+
+    def _apply(self, snapshot: Snapshot) -> bool:
         self._last_error = ""
         if snapshot == self._snapshot:
             return False
@@ -149,7 +178,9 @@ class FileCatalog:
         )
 
     async def aclose(self) -> None:
-        """Stop the file watcher."""
+        """Stop the file watcher (a parse in flight is abandoned)."""
+        if self._task is not None:
+            self._task.cancel()
         if self._observer is not None:
             observer, self._observer = self._observer, None
             observer.stop()
