@@ -51,6 +51,8 @@ class PassResult:
 
     installed: list[Slot] = field(default_factory=list)
     errors: list[CtmplError] = field(default_factory=list)
+    proxy_applied: bool = False  # the proxy was reloaded or started with what was installed
+    proxy_failed: bool = False  # a reload or start failed: the proxy may run an older config
 
 
 class Pipeline:
@@ -157,8 +159,10 @@ class Pipeline:
         except ProxyError as exc:
             log.error("%s", exc)
             result.errors.append(exc)
+            result.proxy_failed = True
             return True
         log.info("nginx %s", outcome)
+        result.proxy_applied = True
         return True
 
     async def run_pass(self, slots: list[Slot], now: float) -> PassResult:

@@ -78,7 +78,7 @@ class Runner:
         self._stop: int | None = None
         self._reload = False
         self._failure: CtmplError | None = None
-        self._started_proxy = False
+        self._reconciled = False  # the proxy is known to run what is installed
         self.exit_code = EXIT_OK
 
     # -- event sources -------------------------------------------------------------------
@@ -176,6 +176,9 @@ class Runner:
                 if self.config.once and result.errors:
                     return result.errors[0].exit_code
                 self._note_errors(result)
+                if result.proxy_applied or result.proxy_failed:
+                    # A failed reload leaves the proxy's config unknown: reconcile again.
+                    self._reconciled = result.proxy_applied
                 group.fired = group.fired or all(s.complete_once for s in group.slots)
         self._sync_watches()
         self._warn_missing(now)
@@ -207,15 +210,21 @@ class Runner:
                     self._wake.set()
 
     async def _ensure_proxy(self) -> None:
+        """Once at startup and after a failed reload: the proxy must run what is installed."""
         proxy = self.pipeline.proxy
-        if proxy is None or self._started_proxy or self.config.dry:
+        if proxy is None or self._reconciled or self.config.dry:
             return
-        self._started_proxy = True
+        self._reconciled = True
+        files = [s.destination for g in self.groups for s in g.slots]
         try:
-            if await asyncio.to_thread(proxy.ensure_running):
-                log.info("nginx started (it was not running)")
+            outcome = await asyncio.to_thread(proxy.reconcile, files)
         except CtmplError as exc:
             log.error("%s", exc)
+            return
+        if outcome == "started":
+            log.info("nginx started (it was not running)")
+        elif outcome == "reloaded":
+            log.info("nginx reloaded: it may not have run the installed config")
 
     def _sync_watches(self) -> None:
         wanted = {k: q for g in self.groups for s in g.slots for k, q in s.queries.items()}

@@ -11,6 +11,7 @@ the one ``scripts/nginx.sh`` makes for ``-template src:dest:command`` users:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import IO, Literal
 
 import psutil
@@ -30,11 +32,13 @@ from ctmpl.proxy import nginx_procs as procs
 log = logging.getLogger(__name__)
 
 Outcome = Literal["reloaded", "started"]
+Reconciled = Literal["reloaded", "started", "current"]
 
 CHECK_TIMEOUT = 60.0  # nginx -t resolves upstream host names: allow slow DNS
 ORPHAN_GRACE = 3.0  # seconds between SIGQUIT and SIGKILL for orphaned workers
 PROBLEM_GRACE = 0.5  # after an [emerg] during reload, how long new workers may still appear
 POLL = 0.05
+CLOCK_SLACK = 2.0  # process start times are derived from boot time in whole seconds
 
 
 class NginxController:
@@ -108,6 +112,26 @@ class NginxController:
             return False
         self.start()
         return True
+
+    def reconcile(self, files: Iterable[Path]) -> Reconciled:
+        """Make sure nginx runs what ``files`` hold now (startup, or after a failed reload).
+
+        After a crash between install and reload the files are current but the master may
+        still run the old config. It provably loaded them only when it started after their
+        last change; otherwise check and reload once.
+        """
+        master = self.master()
+        if master is None:
+            self.start()
+            return "started"
+        changed = max((m for f in files if (m := _mtime(f)) is not None), default=0.0)
+        with contextlib.suppress(psutil.Error):
+            if master.create_time() > changed + CLOCK_SLACK:
+                log.debug("nginx: master %d started after the last install", master.pid)
+                return "current"
+        self.test()
+        self.reload(master)
+        return "reloaded"
 
     def reload(self, master: psutil.Process) -> None:
         """SIGHUP the master and wait until new workers replace the old ones."""
@@ -209,6 +233,13 @@ class NginxController:
 
     def _reap(self) -> None:
         self._foreground = [p for p in self._foreground if p.poll() is None]
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _summary(output: str, rc: int) -> str:
