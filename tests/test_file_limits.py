@@ -98,10 +98,11 @@ def test_hostile_file_exits_5_with_one_line(
     (tmp_path / "t.j2").write_text("x\n")
     proc = run_cli(["-once", "-catalog", f"file://{name}", "-template", "t.j2:out.conf"],
                    tmp_path)
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ctmpl: ")]
     assert proc.returncode == 5, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("ctmpl: catalog "), proc.stderr
-    assert needle in lines[0]
+    assert len(errors) == 1 and errors[0].startswith("ctmpl: catalog "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert needle in errors[0]
     assert not (tmp_path / "out.conf").exists()
 
 

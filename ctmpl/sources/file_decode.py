@@ -85,7 +85,7 @@ def _json(path: Path, text: str) -> Any:
     except RecursionError:
         raise SourceError(f"catalog {path}: nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # e.g. an integer longer than Python's digit limit
-        raise SourceError(f"catalog {path}: {exc}") from None
+        raise SourceError(f"catalog {path}: {str(exc).split(';')[0]}") from None
     if _depth(data) > MAX_DEPTH:
         raise SourceError(f"catalog {path}: nested deeper than {MAX_DEPTH} levels")
     return data
@@ -186,7 +186,8 @@ class _Builder:
             return _CONSTRUCTOR.construct_object(yaml.ScalarNode(tag, value))
         except (ValueError, yaml.YAMLError) as exc:
             kind = tag.rsplit(":", 1)[-1]
-            raise self._fail(event.start_mark, f"bad {kind} {value[:40]!r}: {exc}") from None
+            reason = str(exc).split(";")[0]
+            raise self._fail(event.start_mark, f"bad {kind} {value[:40]!r}: {reason}") from None
 
     def _alias(self, event: yaml.AliasEvent, mark: Any) -> None:
         name = event.anchor
