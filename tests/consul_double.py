@@ -3,11 +3,22 @@
 It keeps the parts of Consul that ctmpl depends on: per-endpoint ``X-Consul-Index`` values
 (catalog services, nodes, one index per service, KV key / prefix indexes with a graveyard),
 blocking queries (``index`` below the current one answers at once; otherwise wait for a
-change or ``wait`` plus up to ``wait/16`` of jitter), ``stale`` / ``consistent`` reads,
-agent and catalog registration with TTL checks, KV with ``recurse`` / ``keys`` /
-``separator`` / ``raw``, an optional ACL token, and the agent's limit of concurrent
-connections per client IP (``limits.http_max_conns_per_client``, 200): connections past
-the limit get ``429 Too Many Requests`` at once.
+change or ``wait``), ``stale`` / ``consistent`` reads, agent and catalog registration with
+TTL checks, KV with ``recurse`` / ``keys`` / ``separator`` / ``raw``, server-side
+``filter=`` (``tests.consul_filter``), the UI's ``/v1/internal/ui/nodes`` and
+``/v1/internal/ui/services``, an optional ACL token, and the agent's limit of concurrent
+connections per client IP (``limits.http_max_conns_per_client``, 200): a connection past the
+limit gets ``429 Too Many Requests`` as soon as it is accepted.
+
+Which endpoint wakes on which change follows the table in the recordings' README: writes move
+only the tables they touch (an address change moves ``services`` but not ``checks``; a check
+flap moves ``checks`` but not ``services``), and every service has its own index.
+
+Where the agent is not deterministic the double randomizes within what Consul does, so no
+client comes to rely on an accident: streaming answers (``/v1/health/service`` with an
+``index``) come in random order and return after exactly ``wait``; blocking-query answers
+are sorted and add up to ``wait/16`` of jitter; the merged tag lists of
+``/v1/catalog/services`` come in random order.
 
 The server runs on its own event loop in a background thread, so tests drive it with
 plain blocking HTTP calls or from any event loop. ``stop()`` then ``start()`` reopens the
@@ -35,6 +46,8 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from tests.consul_filter import FilterError, compile_filter
+
 DATACENTER = "dc1"
 CONN_LIMIT = 200
 DEFAULT_WAIT = 300.0
@@ -44,6 +57,7 @@ SERVICE_MAINT = "_service_maintenance:"
 
 Body = Any
 Read = Callable[[], tuple[int, Body]]
+Filter = Callable[[Any], bool]
 
 
 @dataclass
@@ -140,7 +154,9 @@ class _Check:
     create: int = 0
     modify: int = 0
 
-    def json(self) -> dict[str, Any]:
+    def json(self, ui: bool = False) -> dict[str, Any]:
+        """The check as the health endpoints show it (``ui``: as ``/v1/internal/ui/nodes``
+        does, where a node check's ``ServiceTags`` is null)."""
         return {
             "Node": self.node,
             "CheckID": self.check_id,
@@ -150,7 +166,7 @@ class _Check:
             "Output": self.output,
             "ServiceID": self.service_id,
             "ServiceName": self.service_name,
-            "ServiceTags": self.service_tags,
+            "ServiceTags": self.service_tags or (None if ui else []),
             "Type": self.type,
             "Interval": "",
             "Timeout": "",
@@ -219,7 +235,7 @@ class ConsulState:
             node_name, "serfHealth", "Serf Health Status", "passing",
             "Agent alive and reachable", create=idx, modify=idx,
         )
-        self._put_service(_Service(node_name, "consul", "consul", [], "", 8300, {}), ())
+        self._put_service(_Service(node_name, "consul", "consul", None, "", 8300, {}), ())
 
     # -- index bookkeeping ---------------------------------------------------------
 
@@ -253,17 +269,30 @@ class ConsulState:
     # -- writes ----------------------------------------------------------------------
 
     def _put_service(self, svc: _Service, checks: Iterable[_Check]) -> None:
+        """Register or update an instance; the checks table moves only for a changed check.
+
+        Recorded: re-registering an instance with a new address leaves ``/v1/health/state/any``
+        blocked (``blocking_health_state_any_address_change_with_check``) — the agent syncs a
+        check to the catalog only when the check itself differs.
+        """
         old = self.services.get((svc.node, svc.id))
         names = {svc.name} | ({old.name} if old else set())
-        idx = self._bump(("services", "checks"), names)
-        svc.create, svc.modify = (old.create if old else idx), idx
-        self.services[(svc.node, svc.id)] = svc
+        changed = []
         for check in checks:
             prev = self.checks.get((check.node, check.check_id))
             if prev is not None:  # re-registration keeps the check's state (agent snapshot)
                 check.status, check.output = prev.status, prev.output
-            check.create, check.modify = (prev.create if prev else idx), idx
+                check.create, check.modify = prev.create, prev.modify
             check.service_tags = list(svc.tags or [])
+            if prev is None or prev.json() != check.json():
+                changed.append(check)
+        idx = self._bump(("services", "checks") if changed else ("services",), names)
+        svc.create, svc.modify = (old.create if old else idx), idx
+        self.services[(svc.node, svc.id)] = svc
+        for check in changed:
+            prev = self.checks.get((check.node, check.check_id))
+            check.create, check.modify = (prev.create if prev else idx), idx
+        for check in checks:
             self.checks[(check.node, check.check_id)] = check
         self._drop_extinct(names - {svc.name})
 
@@ -379,7 +408,8 @@ class ConsulState:
         elif checks:
             idx = self._bump(("checks",), self._services_on(name))
             for check in checks:
-                check.create = check.modify = idx
+                prev = self.checks.get((name, check.check_id))
+                check.create, check.modify = (prev.create if prev else idx), idx
                 self.checks[(name, check.check_id)] = check
 
     def catalog_deregister(self, body: dict[str, Any]) -> None:
@@ -421,10 +451,57 @@ class ConsulState:
     # -- reads: (index, body) ------------------------------------------------------------
 
     def catalog_services(self) -> tuple[int, Body]:
+        # Consul merges the tags of a service's instances through a map: the order of the
+        # merged list is not stable, so the double shuffles it.
         tags: dict[str, set[str]] = {}
         for svc in self.services.values():
             tags.setdefault(svc.name, set()).update(svc.tags or [])
-        return self.tables["services"], {n: sorted(t) for n, t in sorted(tags.items())}
+        return self.tables["services"], {n: _shuffled(t) for n, t in sorted(tags.items())}
+
+    def catalog_index(self) -> int:
+        """The index of reads that span nodes, services and checks (the UI endpoints)."""
+        return max(self.tables["nodes"], self.tables["services"], self.tables["checks"])
+
+    def ui_nodes(self) -> tuple[int, Body]:
+        """``/v1/internal/ui/nodes``: every node with its instances and checks."""
+        out = []
+        for name, node in sorted(self.nodes.items()):
+            body = node.json()
+            for drop in ("Datacenter", "CreateIndex", "ModifyIndex"):
+                del body[drop]
+            body["Services"] = [s.json() for (n, _), s in sorted(self.services.items())
+                                if n == name]
+            body["Checks"] = [c.json(ui=True) for (n, _), c in sorted(self.checks.items())
+                              if n == name]
+            out.append(body)
+        return self.catalog_index(), out
+
+    def ui_services(self) -> tuple[int, Body]:
+        """``/v1/internal/ui/services``: one summary row per service name."""
+        rows: dict[str, dict[str, Any]] = {}
+        seen: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)
+        for (node, _), svc in sorted(self.services.items()):
+            row = rows.setdefault(svc.name, {"tags": set(), "nodes": set(), "count": 0})
+            row["tags"].update(svc.tags or [])
+            row["nodes"].add(node)
+            row["count"] += 1
+            for key, check in self.checks.items():
+                if key[0] == node and check.service_id in ("", svc.id):
+                    seen[svc.name][key] = check.status
+        out = []
+        for name, row in sorted(rows.items()):
+            statuses = list(seen[name].values())
+            out.append({
+                "Name": name, "Datacenter": DATACENTER,
+                "Tags": _shuffled(row["tags"]) or None, "Nodes": sorted(row["nodes"]),
+                "ExternalSources": None, "InstanceCount": row["count"],
+                "ChecksPassing": statuses.count("passing"),
+                "ChecksWarning": statuses.count("warning"),
+                "ChecksCritical": statuses.count("critical"),
+                "GatewayConfig": {}, "TransparentProxy": False,
+                "ConnectedWithProxy": False, "ConnectedWithGateway": False,
+            })
+        return self.catalog_index(), out
 
     def catalog_nodes(self) -> tuple[int, Body]:
         return self.tables["nodes"], [n.json() for _, n in sorted(self.nodes.items())]
@@ -434,12 +511,17 @@ class ConsulState:
         wanted = [t.lower() for t in tags]
         return [s for s in found if all(t in [x.lower() for x in s.tags or []] for t in wanted)]
 
-    def catalog_service(self, name: str, tags: list[str]) -> tuple[int, Body]:
+    def catalog_service(
+        self, name: str, tags: list[str], where: Filter | None = None
+    ) -> tuple[int, Body]:
         found = self._instances(name, tags)
-        return self.service_idx(name), [s.catalog_json(self.nodes[s.node]) for s in found]
+        body = [s.catalog_json(self.nodes[s.node]) for s in found]
+        return self.service_idx(name), [e for e in body if where is None or where(e)]
 
-    def health_service(self, name: str, tags: list[str], passing: bool) -> tuple[int, Body]:
-        entries = []
+    def health_service(
+        self, name: str, tags: list[str], passing: bool, where: Filter | None = None
+    ) -> tuple[int, Body]:
+        entries: list[dict[str, Any]] = []
         for svc in self._instances(name, tags):
             checks = [c for (n, _), c in sorted(self.checks.items())
                       if n == svc.node and c.service_id in ("", svc.id)]
@@ -447,7 +529,11 @@ class ConsulState:
                 continue
             entries.append({"Node": self.nodes[svc.node].json(), "Service": svc.json(),
                             "Checks": [c.json() for c in checks]})
-        return self.service_idx(name), entries
+        return self.service_idx(name), [e for e in entries if where is None or where(e)]
+
+    def health_node(self, node: str) -> tuple[int, Body]:
+        checks = [c.json() for (n, _), c in sorted(self.checks.items()) if n == node]
+        return self.tables["checks"], checks
 
     def health_state(self, state: str) -> tuple[int, Body]:
         if state not in ("any", "passing", "warning", "critical"):
@@ -468,7 +554,8 @@ class ConsulState:
                   + [i for k, i in self.graveyard.items() if k.startswith(key)], default=0)
         idx = idx or self.tables["kvs"] or 1
         if not found:
-            return idx, None
+            # Consul never reports the root of a key listing as missing (kvs_endpoint.go).
+            return idx, ([] if keys and not key else None)
         if not keys:
             return idx, found
         names: list[str] = []
@@ -480,6 +567,12 @@ class ConsulState:
             if not names or names[-1] != name:
                 names.append(name)
         return idx, names
+
+
+def _shuffled(items: Iterable[str]) -> list[str]:
+    out = list(items)
+    random.shuffle(out)
+    return out
 
 
 def parse_duration(text: str) -> float:
@@ -513,13 +606,15 @@ class _LimitedServer(web.Server):
         self._double = double
         self.per_ip: dict[str, int] = defaultdict(int)
         self._ip: dict[RequestHandler, str] = {}
-        self.rejected: set[asyncio.Transport] = set()
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
         ip = str((transport.get_extra_info("peername") or ("?",))[0])
         if self.per_ip[ip] >= self._double.conn_limit:
-            self.rejected.add(transport)
+            # Like the agent's connlimit: answer 429 as soon as the connection is accepted,
+            # before any request is read, then close it.
+            transport.write(b"HTTP/1.1 429 Too Many Requests\r\n\r\n")
+            transport.close()
             return
         self.per_ip[ip] += 1
         self._ip[handler] = ip
@@ -528,7 +623,6 @@ class _LimitedServer(web.Server):
         ip = self._ip.pop(handler, None)
         if ip is not None:
             self.per_ip[ip] -= 1
-        self.rejected.discard(self._connections.get(handler))  # type: ignore[arg-type]
         super().connection_lost(handler, exc)
 
 
@@ -619,10 +713,6 @@ class ConsulDouble:
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
         assert self._server is not None and self.state is not None
-        if request.transport in self._server.rejected:
-            resp = web.Response(status=429, text="")
-            resp.force_close()
-            return resp
         self.requests.append(f"{request.method} {request.path_qs}")
         try:
             self._check_acl(request)
@@ -660,22 +750,33 @@ class ConsulDouble:
             reads: dict[str, Read] = {
                 "catalog/services": st.catalog_services,
                 "catalog/nodes": st.catalog_nodes,
+                "internal/ui/nodes": st.ui_nodes,
+                "internal/ui/services": st.ui_services,
             }
             read = reads.get(path[4:])
             kind = "blocking-query"
             if read is None and rest.startswith("service/") and group in ("catalog", "health"):
                 name = unquote(rest[8:])
+                try:
+                    where = compile_filter(q["filter"]) if "filter" in q else None
+                except FilterError as err:
+                    raise ApiError(
+                        400, f"Failed to create boolean expression evaluator: {err}"
+                    ) from None
                 if group == "catalog":
                     def read() -> tuple[int, Body]:
-                        return st.catalog_service(name, tags)
+                        return st.catalog_service(name, tags, where)
                 else:
                     def read() -> tuple[int, Body]:
-                        return st.health_service(name, tags, _flag(q, "passing"))
+                        return st.health_service(name, tags, _flag(q, "passing"), where)
                     if int(q.get("index", "0") or 0) > 0:
                         kind = "streaming"
             elif read is None and group == "health" and rest.startswith("state/"):
                 def read() -> tuple[int, Body]:
                     return st.health_state(rest[6:])
+            elif read is None and group == "health" and rest.startswith("node/"):
+                def read() -> tuple[int, Body]:
+                    return st.health_node(unquote(rest[5:]))
             elif path == "/v1/status/leader":
                 return _json(f"{self.host}:8300")
             if read is None:
@@ -718,8 +819,14 @@ class ConsulDouble:
             raise ApiError(404, "404 page not found")
         return web.Response(status=200)
 
-    async def _block(self, request: web.BaseRequest, read: Read) -> tuple[int, Body]:
-        """Run ``read`` now, or once its index passes the requested one, or after ``wait``."""
+    async def _block(
+        self, request: web.BaseRequest, read: Read, kind: str = "blocking-query"
+    ) -> tuple[int, Body]:
+        """Run ``read`` now, or once its index passes the requested one, or after ``wait``.
+
+        The blocking-query backend adds up to wait/16 of random jitter to the wait; the
+        streaming backend answers after exactly ``wait`` (recorded: 2 s wait, 2002 ms).
+        """
         assert self.state is not None
         q = request.query
         want = int(q.get("index", "0") or 0)
@@ -728,7 +835,8 @@ class ConsulDouble:
             return index, body
         wait = min(parse_duration(q["wait"]) if q.get("wait") else DEFAULT_WAIT, MAX_WAIT)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait + random.uniform(0, wait / 16)
+        jitter = 0.0 if kind == "streaming" else random.uniform(0, wait / 16)
+        deadline = loop.time() + wait + jitter
         while index <= want and (remaining := deadline - loop.time()) > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(remaining):
@@ -742,7 +850,7 @@ class ConsulDouble:
         if stale and consistent:
             raise ApiError(400, "Cannot specify ?stale with ?consistent, conflicting semantics.")
         headers = {"X-Consul-Default-Acl-Policy": self._policy}
-        if not kv:
+        if not kv and not request.path.startswith("/v1/internal/"):
             mode = "stale" if stale else "consistent" if consistent else "leader"
             headers["X-Consul-Effective-Consistency"] = mode
         headers["X-Consul-Index"] = str(max(index, 1))
@@ -754,7 +862,12 @@ class ConsulDouble:
     async def _answer(self, request: web.BaseRequest, read: Read, kind: str) -> web.Response:
         if request.query.get("dc", DATACENTER) != DATACENTER:
             raise ApiError(500, "No path to datacenter")
-        index, body = await self._block(request, read)
+        index, body = await self._block(request, read, kind)
+        if kind == "streaming":
+            # A streaming answer comes from a materialized view kept in a Go map: its order
+            # is not sorted (recorded: web-app-5 before web-app-2), so the double shuffles it.
+            body = list(body)
+            random.shuffle(body)
         return _json(body, self._headers(request, index, kind, kv=False))
 
     async def _kv_get(self, request: web.BaseRequest, key: str) -> web.Response:

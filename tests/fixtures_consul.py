@@ -183,11 +183,11 @@ class ConsulFixture:
         """True for a real consul agent, False for the double."""
         return self.server.is_real
 
-    @property
-    def double(self) -> ConsulDouble:
-        """The double itself (skips the test on a real agent)."""
+    def double(self, why: str) -> ConsulDouble:
+        """The double itself; on a real agent the test is skipped, saying ``why`` it needs
+        the double (e.g. it sets a header a dev agent cannot be made to send)."""
         if not isinstance(self.server, DoubleServer):
-            pytest.skip("needs the Consul API double")
+            pytest.skip(f"needs the Consul API double: {why}")
         return self.server.double
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
@@ -204,7 +204,7 @@ class ConsulFixture:
 
     def require_token(self, token: str) -> None:
         """Enforce an ACL token (double only: a dev agent has ACLs disabled)."""
-        self.double.acl_token = token
+        self.double("a dev agent runs with ACLs disabled").acl_token = token
         self.token = token
 
     # -- services ---------------------------------------------------------------------
@@ -218,23 +218,36 @@ class ConsulFixture:
         *,
         tags: tuple[str, ...] | list[str] = (),
         meta: dict[str, str] | None = None,
-        status: str = "passing",
+        status: str | None = "passing",
     ) -> None:
-        """Register an instance through the agent with a TTL check ``ttl-<id>``."""
+        """Register an instance through the agent with a TTL check ``ttl-<id>`` (none when
+        ``status`` is None); registering a known ``id`` again updates it in place."""
         body: dict[str, Any] = {"ID": id, "Name": name, "Address": address, "Port": port,
                                 "Tags": list(tags)}
         if meta:
             body["Meta"] = meta
-        body["Check"] = {"CheckID": f"ttl-{id}", "TTL": TTL, "Status": status}
+        if status is not None:
+            body["Check"] = {"CheckID": f"ttl-{id}", "TTL": TTL, "Status": status}
         self._registered[id] = body
         self.call("PUT", "/v1/agent/service/register", body)
-        self._settle(name, lambda e: _has(e, id, tags=list(tags)))
+        self._settle(name, lambda e: _has(e, id, tags=list(tags), address=address, port=port))
+
+    def move(self, id: str, address: str, port: int | None = None) -> None:
+        """Register ``id`` again with a new address (and port); tags and check unchanged."""
+        body = {**self._registered[id], "Address": address}
+        if port is not None:
+            body["Port"] = port
+        if "Check" in body:
+            body["Check"] = {"CheckID": f"ttl-{id}", "TTL": TTL}
+        self._registered[id] = body
+        self.call("PUT", "/v1/agent/service/register", body)
+        self._settle(body["Name"], lambda e: _has(e, id, address=address, port=body["Port"]))
 
     def retag(self, id: str, tags: tuple[str, ...] | list[str]) -> None:
         """Register ``id`` again with new tags (its check keeps its status)."""
         body = {**self._registered[id], "Tags": list(tags)}
-        body.pop("Check", None)
-        body["Check"] = {"CheckID": f"ttl-{id}", "TTL": TTL}
+        if "Check" in body:
+            body["Check"] = {"CheckID": f"ttl-{id}", "TTL": TTL}
         self._registered[id] = body
         self.call("PUT", "/v1/agent/service/register", body)
         self._settle(body["Name"], lambda e: _has(e, id, tags=list(tags)))
@@ -284,6 +297,24 @@ class ConsulFixture:
         self.call("PUT", "/v1/catalog/register", body)
         self._settle(name, lambda e: _has(e, id))
 
+    def node_check(self, node: str, node_address: str, status: str) -> None:
+        """Set the node-level check ``node-health`` of a catalog-registered node (a node
+        failure when critical: every instance on the node turns critical)."""
+        self.call("PUT", "/v1/catalog/register", {
+            "Node": node, "Address": node_address,
+            "Check": {"CheckID": "node-health", "Name": "node health", "Status": status},
+        })
+
+        def seen() -> bool:
+            checks = self.call("GET", f"/v1/health/node/{urllib.parse.quote(node)}") or []
+            return any((c["CheckID"], c["Status"]) == ("node-health", status) for c in checks)
+
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while not seen():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"consul: node check of {node!r} not visible after 10s")
+            time.sleep(0.05)
+
     def deregister_external(self, node: str) -> None:
         """Remove a node registered through the catalog API, with its services."""
         self.call("PUT", "/v1/catalog/deregister", {"Node": node})
@@ -313,13 +344,19 @@ class ConsulFixture:
 def _has(
     entries: list[dict[str, Any]],
     id: str,
+    *,
     tags: list[str] | None = None,
     check: tuple[str, str] | None = None,
+    address: str | None = None,
+    port: int | None = None,
 ) -> bool:
     for entry in entries:
-        if entry["Service"]["ID"] != id:
+        svc = entry["Service"]
+        if svc["ID"] != id:
             continue
-        if tags is not None and sorted(entry["Service"]["Tags"] or []) != sorted(tags):
+        if tags is not None and sorted(svc["Tags"] or []) != sorted(tags):
+            return False
+        if (address, port) != (None, None) and (svc["Address"], svc["Port"]) != (address, port):
             return False
         if check is not None:
             return any((c["CheckID"], c["Status"]) == check for c in entry["Checks"])

@@ -1,8 +1,25 @@
-"""ConsulCatalog against the ``consul`` fixture (the API double, or a real dev agent)."""
+"""ConsulCatalog against the ``consul`` fixture (the API double, or a real dev agent).
+
+Mutation check: each bug below, planted in ``ctmpl/sources/consul*.py``, makes at least the
+named test fail (on the double, which randomizes what Consul leaves unordered).
+
+- ``/v1/catalog/services`` dropped from the catalog-wide watches: an address-only change is
+  seen by no other endpoint -> ``test_every_change_reaches_a_watch[address*]``, ``[port]``.
+- ``/v1/health/state/any`` (or whatever watches checks) dropped -> ``[check flap]``,
+  ``[maintenance]``, ``[node failure]``; node changes not watched -> ``[node failure]``.
+- the instance sort dropped (order then follows Consul's, random for streaming answers)
+  -> ``test_instances_sorted_whatever_consul_order``.
+- the index not passed on, or not reset after an agent restart (its indexes start over)
+  -> ``test_agent_restart_does_not_stall_watches``, ``test_blocking_*``.
+- ``stale`` dropped from reads while ``max_stale`` is set -> ``test_stale_reads_ask_stale``,
+  ``test_stale_read_too_old_is_repeated``.
+- a watch missing for some kind of change -> ``test_every_change_reaches_a_watch``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -279,7 +296,7 @@ async def test_tls_to_plain_http_port(consul: ConsulFixture) -> None:
 
 
 async def test_too_many_requests_is_a_source_error(consul: ConsulFixture) -> None:
-    consul.double.conn_limit = 0
+    consul.double("a dev agent cannot be told to refuse every connection").conn_limit = 0
     cat = make(consul.addr)
     with pytest.raises(SourceError) as err:
         await cat.services().fetch(0)
@@ -301,8 +318,12 @@ async def test_dead_agent_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(err.value).startswith("kv.get(app/x): no answer within 0.5s")
 
 
+LAST_CONTACT = "a dev agent is its own leader: X-Consul-LastContact is always 0"
+COUNTS = "counts the requests the agent receives, which only the double records"
+
+
 async def test_stale_read_too_old_is_repeated(consul: ConsulFixture) -> None:
-    double = consul.double
+    double = consul.double(LAST_CONTACT)
     double.last_contact_ms = 5000
     web(consul)
     cat = ConsulCatalog(CatalogConfig(consul=ConsulConfig(address=consul.addr), max_stale=2.0))
@@ -315,7 +336,7 @@ async def test_stale_read_too_old_is_repeated(consul: ConsulFixture) -> None:
 
 
 async def test_stale_read_fresh_enough_is_used(consul: ConsulFixture) -> None:
-    double = consul.double
+    double = consul.double(LAST_CONTACT)
     double.last_contact_ms = 100
     cat = ConsulCatalog(CatalogConfig(consul=ConsulConfig(address=consul.addr), max_stale=2.0))
     double.requests.clear()
@@ -326,7 +347,7 @@ async def test_stale_read_fresh_enough_is_used(consul: ConsulFixture) -> None:
 
 async def test_many_watches_stay_under_the_connection_limit(consul: ConsulFixture) -> None:
     """More blocking queries than connections: all still see their changes promptly."""
-    double = consul.double
+    double = consul.double("sets the agent's connection limit and counts open connections")
     double.conn_limit = 20
     count = 60
     for n in range(count):
@@ -365,16 +386,116 @@ def test_parse_address(address: str, tls: bool, expected: tuple[str, str]) -> No
 async def test_agent_restart_does_not_stall_watches(
     consul: ConsulFixture, catalog: ConsulCatalog
 ) -> None:
-    """A restarted dev agent starts its indexes again; the old index must not hang a fetch."""
+    """A restarted dev agent starts its indexes again; the old index must not hang a fetch.
+
+    A fetch outstanding when the agent stops ends promptly: with a transport error, or with
+    whatever the agent answers while it shuts down (an error status or its current data).
+    """
     web(consul)
     query = service(catalog, "web|any")
     _, index = await query.fetch(0)
     pending = asyncio.create_task(query.fetch(index))
     await asyncio.sleep(0.2)
     await asyncio.to_thread(consul.stop)
-    with pytest.raises(SourceError):
+    with contextlib.suppress(SourceError):
         await asyncio.wait_for(pending, PROMPT)
+    with pytest.raises(SourceError):  # the watch retries while the agent is down
+        await asyncio.wait_for(query.fetch(index), PROMPT)
     await asyncio.to_thread(consul.start)
     await asyncio.to_thread(web, consul)
     data, _ = await asyncio.wait_for(query.fetch(index), PROMPT)
     assert ids(data) == ["web-1", "web-2", "web-3"]
+
+
+async def test_stale_reads_ask_stale(consul: ConsulFixture) -> None:
+    """With ``max_stale`` set, reads and blocking reads carry ``stale``."""
+    double = consul.double(COUNTS)
+    double.last_contact_ms = 10
+    web(consul)
+    cat = ConsulCatalog(CatalogConfig(consul=ConsulConfig(address=consul.addr), max_stale=2.0,
+                                      block_query_wait=10.0))
+    query = service(cat, "web|any")
+    try:
+        double.requests.clear()
+        _, index = await query.fetch(0)
+        pending = asyncio.create_task(query.fetch(index))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(consul.set_status, "web-2", "critical")
+        await asyncio.wait_for(pending, PROMPT)
+    finally:
+        await cat.aclose()
+    fixture = "GET /v1/health/service/web"  # the fixture's own polls while it settles
+    asked = [r for r in double.requests if r.startswith(fixture) and r != fixture]
+    assert len(asked) >= 2 and all("stale" in r for r in asked)
+
+
+async def test_instances_sorted_whatever_consul_order(
+    consul: ConsulFixture, catalog: ConsulCatalog
+) -> None:
+    """Instances come sorted by node then ID, whatever order Consul answers in (streaming
+    answers are unordered; the double shuffles them)."""
+    for n in (5, 1, 4, 2, 6, 3):
+        consul.register(f"web-{n}", "web", f"10.0.0.{n}", 8080)
+    query = service(catalog, "web|any")
+    data, index = await query.fetch(0)
+    for status in ("warning", "passing", "critical", "passing"):
+        pending = asyncio.create_task(query.fetch(index))
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(consul.set_status, "web-3", status)
+        data, index = await asyncio.wait_for(pending, PROMPT)
+        assert ids(data) == [f"web-{n}" for n in range(1, 7)]
+
+
+def _changes() -> dict[str, tuple[str, Callable[[ConsulFixture], None], list[str]]]:
+    """Kind of change -> (watched service, the change, instance IDs the watch must show)."""
+    return {
+        "registration": ("svc-9", lambda c: c.register("svc-9-b", "svc-9", "10.8.0.2", 80),
+                         ["svc-9-a", "svc-9-b"]),
+        "deregistration": ("svc-9", lambda c: c.deregister("svc-9-a"), []),
+        "address, no check": ("nochk", lambda c: c.move("nochk-a", "10.8.1.9"), ["10.8.1.9"]),
+        "address, with check": ("svc-9", lambda c: c.move("svc-9-a", "10.8.0.9"), ["10.8.0.9"]),
+        "port": ("nochk", lambda c: c.move("nochk-a", "10.8.1.1", 81), ["10.8.1.1:81"]),
+        "tag": ("svc-9", lambda c: c.retag("svc-9-a", ["blue"]), ["blue"]),
+        "check flap": ("svc-9", lambda c: c.set_status("svc-9-a", "critical"), []),
+        "maintenance": ("svc-9", lambda c: c.maintenance("svc-9-a"), []),
+        "node failure": ("ext", lambda c: c.node_check("ext-node", "10.8.2.1", "critical"), []),
+    }
+
+
+def _view(data: object) -> list[str]:
+    assert isinstance(data, tuple)
+    return [f"{i.ID} {i.Address}:{i.Port} {','.join(i.Tags)}" for i in data]
+
+
+@pytest.mark.parametrize("kind", list(_changes()))
+async def test_every_change_reaches_a_watch(consul: ConsulFixture, kind: str) -> None:
+    """Each kind of change ends a blocking fetch of the changed service promptly, also when
+    watches outnumber the connections (catalog-wide watches must see every kind)."""
+    name, change, want = _changes()[kind]
+    for n in range(12):
+        consul.register(f"svc-{n}-a", f"svc-{n}", f"10.8.0.{n + 1}", 80)
+    consul.register("nochk-a", "nochk", "10.8.1.1", 80, status=None)
+    consul.register_external("ext-node", "10.8.2.1", "ext-a", "ext", address="10.8.2.2", port=80)
+    consul.node_check("ext-node", "10.8.2.1", "passing")
+    cat = ConsulCatalog(CatalogConfig(consul=ConsulConfig(address=consul.addr),
+                                      block_query_wait=30.0), max_connections=8)
+    names = [f"svc-{n}" for n in range(12)] + ["nochk", "ext"]
+    queries = {n: service(cat, n) for n in names}
+    try:
+        first = {n: await q.fetch(0) for n, q in queries.items()}
+        tasks = {n: asyncio.create_task(q.fetch(first[n][1])) for n, q in queries.items()}
+        await asyncio.sleep(0.3)
+        assert not any(t.done() for t in tasks.values())
+        await asyncio.to_thread(change, consul)
+        data, index = await asyncio.wait_for(tasks[name], PROMPT)
+        assert index > first[name][1]
+        view = _view(data)
+        for part in want:
+            assert any(part in line for line in view), (kind, view)
+        if not want:
+            assert view == [], (kind, view)
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await cat.aclose()

@@ -103,7 +103,13 @@ class ConsulQuery:
 
     async def fetch(self, index: int) -> tuple[object, int]:
         """(data, X-Consul-Index), blocking while nothing changed past ``index``."""
-        answer = await self.catalog.blocking_get(self, index)
+        try:
+            answer = await self.catalog.blocking_get(self, index)
+        except BaseException:
+            # Any failure, not only a lost connection: an agent that is shutting down may
+            # answer 500 before it goes, and comes back with its indexes started over.
+            self.epoch = -1
+            raise
         self.epoch = answer.epoch
         return self.decode(answer.body), answer.index
 
