@@ -161,6 +161,11 @@ class EtcdServer:
             body["lease"] = str(lease)
         return int(self._call("/v3/kv/put", body)["header"]["revision"])
 
+    def put_all(self, items: dict[str, str]) -> int:
+        """Put every key in one transaction (one revision); return that revision."""
+        ops = [{"request_put": {"key": _b64(k), "value": _b64(v)}} for k, v in items.items()]
+        return int(self._call("/v3/kv/txn", {"success": ops})["header"]["revision"])
+
     def delete(self, key: str) -> int:
         """Delete ``key``; return the revision after the delete."""
         return int(self._call("/v3/kv/deleterange", {"key": _b64(key)})["header"]["revision"])

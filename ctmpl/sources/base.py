@@ -10,7 +10,7 @@ timeout passes) and returns the current data with its new index. Retry, backoff 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -131,6 +131,23 @@ class Query(Protocol):
     async def fetch(self, index: int) -> tuple[object, int]:
         """Return (data, index), blocking while the data is unchanged past ``index``."""
         ...
+
+
+UNPINNED = object()  # a Pin's answer for a query it cannot read from its snapshot
+Pin = Callable[["Query"], object]
+
+
+def pin_of(catalog: object) -> Pin | None:
+    """A reader of one consistent version of ``catalog``, when the backend offers one.
+
+    Every query of a render must see one version of a source (issue 17: a template that
+    read KV and services from a file catalog mixed two versions in one file). A backend
+    with a ``pin()`` method returns a function that answers any of its queries from the
+    version current when ``pin()`` was called (``UNPINNED`` for a query it cannot answer,
+    which then falls back to the brain).
+    """
+    pin = getattr(catalog, "pin", None)
+    return pin() if callable(pin) else None
 
 
 class Catalog(Protocol):

@@ -23,7 +23,15 @@ from aetcd import utils
 from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import QueryError, SourceError
 from ctmpl.model import KVPair, sort_instances, summarize
-from ctmpl.sources.base import Query, ServiceSpec, filter_instances, kv_path, relative_pairs
+from ctmpl.sources.base import (
+    UNPINNED,
+    Pin,
+    Query,
+    ServiceSpec,
+    filter_instances,
+    kv_path,
+    relative_pairs,
+)
 from ctmpl.sources.etcd_cache import RangeCache
 from ctmpl.sources.etcd_client import EtcdConnection, EtcdUnavailable
 from ctmpl.sources.etcd_entries import EntryParser
@@ -53,9 +61,13 @@ class EtcdQuery:
 
     def __init__(self, key: str, cache: RangeCache, wait: float, view: View) -> None:
         self._key = key
-        self._cache = cache
+        self.cache = cache
         self._wait = wait
         self._view = view
+
+    def read(self, values: Mapping[bytes, bytes], revision: int) -> object:
+        """This query's data in a pinned version of its range."""
+        return self._view(values, revision)
 
     @property
     def key(self) -> str:
@@ -65,7 +77,7 @@ class EtcdQuery:
     async def fetch(self, index: int) -> tuple[object, int]:
         """(data, revision); blocks while ``index`` is current, up to block_query_wait."""
         try:
-            values, revision = await self._cache.wait(index, self._wait)
+            values, revision = await self.cache.wait(index, self._wait)
         except EtcdUnavailable as exc:
             raise SourceError(f"{self._key}: {exc}") from exc
         return self._view(values, revision), revision
@@ -138,6 +150,22 @@ class EtcdCatalog:
             return relative_pairs(prefix, ((_text(k), _text(v)) for k, v in values.items()))
 
         return self._query(f"etcd.tree({prefix})", *_prefix_range(prefix), view)
+
+    def pin(self) -> Pin:
+        """Answer queries from the ranges as they are now: one revision per range per render.
+
+        Service queries all read the prefix's range, so they see one revision together;
+        ranges of raw keys are watched by their own streams and may be a moment apart.
+        """
+        frozen = {id(c): c.current() for c in self._caches.values()}
+
+        def read(query: Query) -> object:
+            if not isinstance(query, EtcdQuery):
+                return UNPINNED
+            pinned = frozen.get(id(query.cache))
+            return UNPINNED if pinned is None else query.read(*pinned)
+
+        return read
 
     async def aclose(self) -> None:
         """Cancel the background watches and close the channel."""

@@ -182,16 +182,22 @@ class RangeCache:
         if reply.canceled:
             raise EtcdUnavailable(f"watch cancelled: {reply.cancel_reason}", reconnect=False)
 
+    def current(self) -> tuple[Values, int] | None:
+        """The values and their revision right now (never mutated later), None before a read."""
+        return (self._values, self.index) if self.index else None
+
     def _apply(self, reply: rpc.WatchResponse) -> None:
         changed = False
+        values = dict(self._values) if reply.events else self._values  # copy on write
         for event in reply.events:
             key, value = event.kv.key, event.kv.value
             if event.type == rpc.Event.DELETE:
-                changed |= self._values.pop(key, None) is not None
-            elif self._values.get(key) != value:
-                self._values[key] = value
+                changed |= values.pop(key, None) is not None
+            elif values.get(key) != value:
+                values[key] = value
                 changed = True
             self._seen = max(self._seen, event.kv.mod_revision)
+        self._values = values
         if not reply.created:
             # A created reply's header is the store's revision, not the watch's progress:
             # the history from start_revision is still to come.

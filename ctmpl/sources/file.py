@@ -20,7 +20,14 @@ from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import SourceError
 from ctmpl.model import KVPair, summarize
 from ctmpl.offloop import in_daemon_thread
-from ctmpl.sources.base import Query, ServiceSpec, filter_instances, relative_pairs
+from ctmpl.sources.base import (
+    UNPINNED,
+    Pin,
+    Query,
+    ServiceSpec,
+    filter_instances,
+    relative_pairs,
+)
 from ctmpl.sources.file_parse import Snapshot, read_catalog
 
 log = logging.getLogger(__name__)
@@ -50,12 +57,16 @@ class _Handler(FileSystemEventHandler):
 class _FileQuery:
     def __init__(self, catalog: FileCatalog, key: str, derive: Any) -> None:
         self.key = key
-        self._catalog = catalog
+        self.catalog = catalog
         self._derive = derive
 
     async def fetch(self, index: int) -> tuple[object, int]:
-        snapshot, generation = await self._catalog.wait_past(index)
+        snapshot, generation = await self.catalog.wait_past(index)
         return self._derive(snapshot), generation
+
+    def read(self, snapshot: Snapshot) -> object:
+        """This query's data in ``snapshot``."""
+        return self._derive(snapshot)
 
 
 class FileCatalog:
@@ -145,6 +156,19 @@ class FileCatalog:
                 async with asyncio.timeout(self._wait):
                     await event.wait()
         return self._snapshot, self._generation
+
+    def pin(self) -> Pin:
+        """Answer this catalog's queries from the current version only (one per render)."""
+        snapshot, views = self._snapshot, dict[str, object]()
+
+        def read(query: Query) -> object:
+            if not isinstance(query, _FileQuery) or query.catalog is not self:
+                return UNPINNED
+            if query.key not in views:
+                views[query.key] = query.read(snapshot)
+            return views[query.key]
+
+        return read
 
     def services(self) -> Query:
         """Every service with the union of its tags."""

@@ -16,7 +16,7 @@ from typing import Any
 from ctmpl.brain import Brain
 from ctmpl.errors import TemplateError
 from ctmpl.model import KVPair
-from ctmpl.sources.base import Catalog, Query, kv_path, parse_service
+from ctmpl.sources.base import UNPINNED, Catalog, Query, kv_path, parse_service, pin_of
 
 
 @dataclass
@@ -40,9 +40,12 @@ class DataFunctions:
         self._brain = brain
         self._sandbox = Path(sandbox).resolve() if sandbox else None
         self.deps = Dependencies()
+        self._pin = pin_of(catalog)  # one version of the source for the whole render
 
     def _data(self, query: Query, empty: Any) -> Any:
         self.deps.queries[query.key] = query
+        if self._pin is not None and (value := self._pin(query)) is not UNPINNED:
+            return value
         if not self._brain.has(query.key):
             self.deps.missing.add(query.key)
             return empty
