@@ -29,7 +29,7 @@ def test_unsafe_names(name: str) -> None:
     assert not is_safe_name(name)
 
 
-@pytest.mark.parametrize("addr", ["10.0.0.1", "::1", "fe80::1%eth0", "db.internal", "a",
+@pytest.mark.parametrize("addr", ["10.0.0.1", "::1", "db.internal", "a",
                                   "host-1.example.com."])
 def test_valid_addresses(addr: str) -> None:
     assert is_valid_address(addr)
@@ -37,6 +37,7 @@ def test_valid_addresses(addr: str) -> None:
 
 @pytest.mark.parametrize("addr", ["", "1.2.3.4;}", "1.1.1.1; include /etc/passwd", "a b",
                                   "host\n", "1.1.1.1\n", "-bad.com", "fe80::1%x;}", "fe80::1%a\n",
+                                  "fe80::1%eth0",
                                   "x" * 254, "a..b", "host:80"])
 def test_invalid_addresses(addr: str) -> None:
     assert not is_valid_address(addr)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ctmpl.errors import QueryError
-from ctmpl.model import STATUSES, Instance, KVPair
+from ctmpl.model import STATUSES, Instance, KVPair, is_safe_name
 
 _SERVICE = re.compile(
     r"^(?:(?P<tag>[\w\s.-]+)\.)?(?P<name>[\w-]+)(?:@(?P<dc>[\w.-]+))?(?:~(?P<near>[\w.-]+))?$"
@@ -40,7 +40,10 @@ class ServiceSpec:
     @property
     def key(self) -> str:
         """The canonical string that names every argument of the query."""
-        text = f"{self.tag}.{self.name}" if self.tag else self.name
+        # A name with a dot (only reachable through service(name, tag=…)) is braced, so
+        # tag "a", name "b.c" and tag "a.b", name "c" never share a watch.
+        name = f"{{{self.name}}}" if "." in self.name else self.name
+        text = f"{self.tag}.{name}" if self.tag else name
         if self.dc:
             text += f"@{self.dc}"
         if self.near:
@@ -75,6 +78,15 @@ def parse_service(text: str, status_arg: str | None = None) -> ServiceSpec:
         near=match["near"] or "",
         statuses=parse_statuses(text, filters),
     )
+
+
+def service_by_name(name: str, tag: str, status: str | None = None) -> ServiceSpec:
+    """A spec for ``service(name, tag=…)``: the name is taken literally (dots included)."""
+    if not isinstance(name, str) or not is_safe_name(name):
+        raise QueryError(f"service({name!r}): not a valid service name")
+    if not isinstance(tag, str) or not tag.strip() or "|" in tag:
+        raise QueryError(f"service({name!r}, tag={tag!r}): not a valid tag")
+    return ServiceSpec(name=name, tag=tag.strip(), statuses=parse_statuses(name, status or ""))
 
 
 def parse_statuses(text: str, filters: str) -> tuple[str, ...]:

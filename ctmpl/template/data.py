@@ -16,7 +16,15 @@ from typing import Any
 from ctmpl.brain import Brain
 from ctmpl.errors import TemplateError
 from ctmpl.model import KVPair
-from ctmpl.sources.base import UNPINNED, Catalog, Query, kv_path, parse_service, pin_of
+from ctmpl.sources.base import (
+    UNPINNED,
+    Catalog,
+    Query,
+    kv_path,
+    parse_service,
+    pin_of,
+    service_by_name,
+)
 
 
 @dataclass
@@ -55,9 +63,16 @@ class DataFunctions:
         """``services()``: every service name with its tags."""
         return self._data(self._catalog.services(), ())
 
-    def service(self, name: str, status: str | None = None) -> Any:
-        """``service("[tag.]name[|status,…]")``: matching instances, healthy ones by default."""
-        spec = parse_service(name, status)
+    def service(self, name: str, status: str | None = None, tag: str | None = None) -> Any:
+        """``service("[tag.]name[|status,…]")``: matching instances, healthy ones by default.
+
+        ``service(name, tag="calico")`` takes ``name`` literally, so a service whose name
+        contains a dot (which ``tag.name`` cannot express) can still be filtered by tag.
+        """
+        if tag is not None:
+            spec = service_by_name(name, tag, status)
+        else:
+            spec = parse_service(name, status)
         return self._data(self._catalog.service(spec), ())
 
     def nodes(self) -> Any:

@@ -17,6 +17,7 @@ from ctmpl.errors import CtmplError, TemplateError
 from ctmpl.sources.base import Catalog
 from ctmpl.template.data import DataFunctions, Dependencies
 from ctmpl.template.helpers import FILTERS, GLOBALS
+from ctmpl.template.proxy_values import HELPERS as PROXY_HELPERS
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ def _environment(config: TemplateConfig) -> SandboxedEnvironment:
     env = SandboxedEnvironment(**options)
     env.globals.update(GLOBALS)
     env.filters.update(FILTERS)
+    env.globals.update(PROXY_HELPERS)
+    env.filters.update(PROXY_HELPERS)
     for name in config.function_denylist:
         env.globals[name] = env.filters[name] = _denied(name)
     return env
