@@ -195,3 +195,28 @@ def test_daemon_keeps_running_while_etcd_is_unreachable(tcp_backend: TcpBackend,
 def run_register(args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ctmpl", "register", *args],
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+def once_via(server: EtcdServer, port: int, extra: list[str]) -> None:
+    """-once succeeds with ``extra`` settings and fails in one line (exit 5) without."""
+    args = ["-catalog", f"etcd://{server.endpoint}/services", "-service", "web",
+            "-address", f"127.0.0.1:{port}", "-once"]
+    done = run_register([*args, *extra])
+    assert done.returncode == 0, done.stderr
+    assert server.get(key_of(port)) == f"127.0.0.1:{port}"
+    done = run_register([*args, "-log-level", "err"])
+    assert done.returncode == 5
+    assert done.stderr.startswith("ctmpl register: etcd: ") and done.stderr.count("\n") == 1
+
+
+def test_tls_uses_the_catalog_connection(etcd_tls: EtcdServer, tcp_backend: TcpBackend) -> None:
+    files = etcd_tls.tls
+    assert files is not None
+    once_via(etcd_tls, tcp_backend.port, [
+        "-etcd-ca-cert", str(files.ca), "-etcd-cert", str(files.client_cert),
+        "-etcd-key", str(files.client_key)])
+
+
+def test_auth_uses_the_catalog_connection(etcd: EtcdServer, tcp_backend: TcpBackend) -> None:
+    etcd.enable_auth("ctmpl", "s3cret")  # user ctmpl may only read: register as root
+    once_via(etcd, tcp_backend.port, ["-etcd-username", "root", "-etcd-password", "s3cret"])

@@ -127,7 +127,7 @@ def test_status_range() -> None:
     assert parse_status_range("s", "200-299") == (200, 299)
 
 
-@given(st.sampled_from(["services", "svc/prod", ""]), st.booleans(),
+@given(st.sampled_from(["services", "svc/prod", "/services", ""]), st.booleans(),
        st.ip_addresses().map(str), st.integers(1, 65535),
        st.lists(st.from_regex(r"[a-z0-9][a-z0-9.-]{0,10}", fullmatch=True), max_size=3))
 def test_registration_reads_back_through_the_catalog_parser(

@@ -212,3 +212,14 @@ def test_backoff_grows_to_the_cap(failures: int) -> None:
     assert backoff.ready(float(failures - 1) + delays[-1])
     backoff.succeeded()
     assert backoff.ready(0.0)
+
+
+async def test_stop_with_the_registry_down_logs_and_exits_0(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sidekick, _, registry, _ = make([True, True])
+    registry.down = True
+    assert await sidekick.run() == 0
+    assert states(registry)[-1] == "stop"
+    assert "could not deregister at stop: connection refused (fake)" in caplog.text
+    assert registry.closed
