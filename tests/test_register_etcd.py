@@ -135,7 +135,7 @@ def test_restored_after_etcd_restarts_empty_or_loses_the_key(
         wait_for(lambda: etcd.get(key), what="registered")
         etcd.delete(key)
         wait_for(lambda: etcd.get(key), what="key written again")
-        assert "registered again: the key was missing" in proc.text()
+        assert "registration lost (the key is missing); registered again" in proc.text()
 
         etcd.stop()
         shutil.rmtree(etcd.data_dir)  # a dev cluster restarted from scratch: leases gone too

@@ -90,15 +90,16 @@ class ConsulRegistry:
             except RegistryDown as exc:
                 if not _unknown(exc):
                     raise
-            again = "again (the agent had lost it)"
+            again = "registration lost (the agent no longer knows it); registered again"
         else:
-            again = "again (after a lost connection)" if self._registered else ""
+            again = "registered again after a lost connection," if self._registered \
+                else "registered"
         epoch = self._http.epoch
         check = {**self._check, "Status": status}
         await self._put("/v1/agent/service/register", [], {**self._definition, "Check": check})
         await self._put(f"/v1/agent/check/{verb}/{self._check_id}", [("note", detail)])
         self._registered, self._epoch = True, epoch
-        return f"{self.what}: registered {again}".rstrip() + f" as {status}"
+        return f"{self.what}: {again} as {status}"
 
     async def _put(self, path: str, query: list[tuple[str, str]], body: Any = None) -> None:
         try:

@@ -95,7 +95,7 @@ class EtcdRegistry:
                 return None
             why = "its lease expired"
         else:
-            why = "the key was missing" if current is None else "the key held another value"
+            why = "the key is missing" if current is None else "the key holds another value"
         grant = await rpc.LeaseStub(session.channel).LeaseGrant(
             rpc.LeaseGrantRequest(TTL=self._ttl), timeout=self._timeout, metadata=session.metadata
         )
@@ -107,7 +107,7 @@ class EtcdRegistry:
         )
         first = not self._lease
         self._lease = grant.ID
-        what = "registered" if first else f"registered again: {why}"
+        what = "registered" if first else f"registration lost ({why}); registered again"
         return f"{self.what}: {what} (lease {grant.ID:x}, ttl {grant.TTL}s)"
 
     async def _delete(self, session: Session) -> str | None:
