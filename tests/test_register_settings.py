@@ -79,12 +79,12 @@ def test_consul_defaults() -> None:
     (["-address", "1.2.3.4:80", "-check", "http://"], UsageError, "not a valid http(s) URL"),
     (["-address", "1.2.3.4:80", "-check-status", "2xx"], UsageError, "like 200-399"),
     (["-address", "1.2.3.4:80", "-check-status", "500-200"], UsageError, "like 200-399"),
-    (["-address", "1.2.3.4:80", "-rise", "0"], ConfigError, "register.rise: must be at least 1"),
-    (["-address", "1.2.3.4:80", "-ttl", "5s"], ConfigError, "must be longer than the interval"),
-    (["-address", "1.2.3.4:80", "-tag", "a;b"], ConfigError, "register.tags: 'a;b'"),
-    (["-address", "1.2.3.4:80", "-id", "a/b"], ConfigError, "register.id"),
-    (["-address", "1.2.3.4:80", "-service", "web app"], ConfigError, "register.service"),
-    (["-address", "1.2.3.4:80", "-format", "addr", "-tag", "x"], ConfigError, "use json"),
+    (["-address", "1.2.3.4:80", "-rise", "0"], UsageError, "flag -rise: register.rise: must be"),
+    (["-address", "1.2.3.4:80", "-ttl", "5s"], UsageError, "longer than the interval"),
+    (["-address", "1.2.3.4:80", "-tag", "a;b"], UsageError, "flag -tag: register.tags:"),
+    (["-address", "1.2.3.4:80", "-id", "a/b"], UsageError, "flag -id: register.id"),
+    (["-address", "1.2.3.4:80", "-service", "web app"], UsageError, "register.service"),
+    (["-address", "1.2.3.4:80", "-format", "addr", "-tag", "x"], UsageError, "use json"),
     ([], ConfigError, "register.address: required"),
     (["-address", "1.2.3.4:80", "-bogus"], UsageError, "unrecognized arguments: -bogus"),
 ])
@@ -98,13 +98,13 @@ def test_bad_input(argv: list[str], error: type[Exception], message: str) -> Non
 def test_consul_needs_a_service_and_file_catalogs_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"register\.service: required with Consul"):
         load_register_config(["-address", "1.2.3.4:80"], {})
-    with pytest.raises(ConfigError, match="not a file"):
+    with pytest.raises(UsageError, match=r"flag -catalog: catalog: .* not a file"):
         load_register_config(["-catalog", "file://x.yaml", "-address", "1.2.3.4:80"], {})
 
 
 def test_bad_input_is_one_line_and_a_documented_exit_code() -> None:
     for argv, code in ((["-address", "nope"], 2), (["-check", "ping", "-address", "1.2.3.4:1"], 2),
-                       (["-ttl", "1s", "-address", "1.2.3.4:1"], 3)):
+                       (["-ttl", "1s", "-address", "1.2.3.4:1"], 2), ([], 3)):
         done = subprocess.run([sys.executable, "-m", "ctmpl", "register", *ETCD, "-service", "w",
                                *argv], capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == code, done.stderr
@@ -155,3 +155,12 @@ def test_shipped_example_and_the_daemon_accepts_the_block(tmp_path: Path) -> Non
     template.write_text("x")
     daemon = load(["-config", str(example), "-template", f"{template}:{tmp_path / 'out'}"])
     assert daemon.catalog.kind == "etcd" and daemon.catalog.etcd.prefix == "services"
+
+
+def test_the_same_value_from_a_file_is_a_config_error(tmp_path: Path) -> None:
+    hcl = tmp_path / "reg.hcl"
+    hcl.write_text('register {\n  address = "1.2.3.4:80"\n  service = "w"\n  ttl = "1s"\n}\n')
+    with pytest.raises(ConfigError, match=r"^register\.ttl: 1s must be longer"):
+        load_register_config([*ETCD, "-config", str(hcl)], {})
+    with pytest.raises(UsageError, match="-config /nonexistent: no such file"):
+        load_register_config([*ETCD, "-config", "/nonexistent"], {})

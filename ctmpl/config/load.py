@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ctmpl.config.flags import FLAGS, parse_flags
+from ctmpl.config.flags import FLAGS, Flag, parse_flags
 from ctmpl.config.layers import env_layer, file_layers, finalize, merge
 from ctmpl.config.model import Config
 from ctmpl.errors import ConfigError, UsageError
@@ -35,10 +35,12 @@ def build_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         raise UsageError(f"flag {flag}: {exc}") from None
 
 
-def flag_behind(message: str, layer: Mapping[str, Any]) -> str | None:
+def flag_behind(
+    message: str, layer: Mapping[str, Any], flags: Sequence[Flag] = FLAGS
+) -> str | None:
     """The flag that set the value a finalize error names (``consul.retry: …``), if any."""
     head = message.split(":", 1)[0].split(" ", 1)[0]
-    for flag in FLAGS:
+    for flag in flags:
         related = flag.path == head or flag.path.startswith(f"{head}.")
         if flag.path and related and _is_set(layer, flag.path):
             return f"-{flag.name}"

@@ -71,7 +71,7 @@ def main(argv: Sequence[str]) -> int:
         logs.setup(config.log_level, config.log_format)
         return asyncio.run(_serve(config))
     except CtmplError as exc:
-        print(f"ctmpl register: {exc}", file=sys.stderr)
+        print(f"ctmpl register: {logs.shorten(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except SystemExit as exc:  # -help / -version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE

@@ -12,10 +12,12 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from ctmpl.config.flags import FLAGS, Flag, parse_flags, parse_var
 from ctmpl.config.layers import _catalog, env_layer, file_layers, merge
+from ctmpl.config.load import flag_behind
 from ctmpl.config.model import CatalogConfig
 from ctmpl.config.schema import parse_layer
 from ctmpl.errors import ConfigError, UsageError
@@ -113,9 +115,18 @@ def load_register_config(
     """Defaults < environment < config files < flags, finalized once."""
     env = os.environ if environ is None else environ
     flags = parse_flags(argv, REGISTER_FLAGS, prog="ctmpl register")
+    for path in flags.config_paths:
+        if not Path(path).exists():
+            raise UsageError(f"-config {path}: no such file or directory")
     layers = [env_layer(env), env_register_layer(env), *file_layers(flags.config_paths),
               flags.layer]
-    return finalize_register(merge(layers))
+    try:
+        return finalize_register(merge(layers))
+    except ConfigError as exc:  # a value from a flag is a usage error naming the flag
+        flag = flag_behind(str(exc), flags.layer, REGISTER_FLAGS)
+        if flag is None:
+            raise
+        raise UsageError(f"flag {flag}: {exc}") from None
 
 
 def finalize_register(raw: Mapping[str, Any]) -> RegisterConfig:
