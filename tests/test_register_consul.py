@@ -47,12 +47,12 @@ def test_ttl_check_follows_health_and_ctmpl_renders_it(
         ctmpl = start()
         ctmpl.wait_for(line)
         assert checks(consul) == [("service:web-1", "passing")]
-        assert "registered as passing" in side.text()
+        side.wait_log("registered as passing")
 
         backend.stop()
         wait_for(lambda: checks(consul) == [("service:web-1", "critical")], what="critical")
         ctmpl.wait_for("")
-        assert "unhealthy (connection refused)" in side.text()
+        side.wait_log("unhealthy (connection refused)")
 
         assert side.stop() == 0  # SIGTERM: deregistered before the sidekick exits
         assert checks(consul) == []
