@@ -17,6 +17,7 @@ EXIT_COMMAND = 7
 EXIT_CHECK = 8
 EXIT_PROXY = 9
 EXIT_UNHEALTHY = 10  # ctmpl register -once: the check failed; the instance was deregistered
+EXIT_GO_TEMPLATE = 14  # consul-template's code for any template error, kept for .ctmpl files
 EXIT_INTERRUPTED = 130
 
 
@@ -42,6 +43,12 @@ class TemplateError(CtmplError):
     """A template that cannot be read, parsed or rendered."""
 
     exit_code = EXIT_TEMPLATE
+
+
+class GoTemplateError(TemplateError):
+    """A Go (``.ctmpl``) template that cannot be parsed or executed: consul-template's 14."""
+
+    exit_code = EXIT_GO_TEMPLATE
 
 
 class SourceError(CtmplError):

@@ -33,8 +33,27 @@ class InvalidEntry(ValueError):
 
 
 @dataclass(frozen=True)
+class Check:
+    """One health check of an instance (node-level checks have no ServiceID)."""
+
+    CheckID: str
+    Name: str = ""
+    Status: str = "critical"
+    Notes: str = ""
+    Output: str = ""
+    ServiceID: str = ""
+    ServiceName: str = ""
+    Node: str = ""
+
+
+@dataclass(frozen=True)
 class Instance:
-    """One instance of a service, as ``service("name")`` returns it."""
+    """One instance of a service, as ``service("name")`` returns it.
+
+    ``Tags`` are sorted and de-duplicated; ``TagList`` keeps duplicates as registered
+    (sorted), which is what consul-template's ``.Tags`` shows. The ``Node*`` fields and
+    ``Checks`` come from catalogs that know nodes and checks (Consul).
+    """
 
     Name: str
     ID: str
@@ -45,6 +64,11 @@ class Instance:
     Node: str = ""
     NodeAddress: str = ""
     Status: Status = "passing"
+    NodeID: str = ""
+    NodeMeta: Mapping[str, str] = field(default_factory=dict)
+    NodeTaggedAddresses: Mapping[str, str] = field(default_factory=dict)
+    Checks: tuple[Check, ...] = ()
+    TagList: tuple[str, ...] | None = None
 
     @property
     def ServiceMeta(self) -> Mapping[str, str]:
@@ -69,6 +93,27 @@ class Node:
     ID: str = ""
     Datacenter: str = ""
     Meta: Mapping[str, str] = field(default_factory=dict)
+    TaggedAddresses: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeService:
+    """One service registered on a node, as ``node("name")`` lists it (no address fallback)."""
+
+    ID: str
+    Service: str
+    Address: str
+    Port: int
+    Tags: tuple[str, ...] = ()
+    Meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeServices:
+    """``node("name")``: the node (None when unknown) and its services."""
+
+    Node: Node | None
+    Services: tuple[NodeService, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +123,7 @@ class KVPair:
     Key: str
     Path: str
     Value: str
+    Flags: int = 0
 
 
 def is_safe_name(name: str) -> bool:
@@ -145,13 +191,40 @@ def is_safe_meta(key: Any, value: Any) -> bool:
 
 def clean_tags(where: str, tags: Iterable[Any]) -> tuple[str, ...]:
     """Sorted, de-duplicated tags; unsafe ones are dropped with a warning."""
-    kept: set[str] = set()
+    return tuple(sorted(set(clean_tag_list(where, tags))))
+
+
+def clean_tag_list(where: str, tags: Iterable[Any]) -> tuple[str, ...]:
+    """Sorted tags with duplicates kept; unsafe ones are dropped with a warning."""
+    kept: list[str] = []
     for tag in tags:
         if is_safe_tag(tag):
-            kept.add(tag)
+            kept.append(tag)
         else:
             warn_once(f"{where}: dropped unsafe tag {tag!r}")
     return tuple(sorted(kept))
+
+
+def clean_text(where: str, what: str, value: Any) -> str:
+    """Free text (a check's output) with unsafe characters: dropped to "" with a warning."""
+    if not isinstance(value, str):
+        return ""
+    if _UNSAFE_VALUE.search(value):
+        warn_once(f"{where}: dropped unsafe {what} {value!r}")
+        return ""
+    return value
+
+
+def clean_addresses(where: str, addresses: Mapping[Any, Any] | None) -> dict[str, str]:
+    """Tagged addresses: keys like meta keys, values IP addresses or hostnames."""
+    kept: dict[str, str] = {}
+    for key, value in sorted((addresses or {}).items(), key=lambda kv: str(kv[0])):
+        if isinstance(key, str) and _META_KEY.fullmatch(key) and isinstance(value, str) \
+                and value and is_valid_address(value):
+            kept[key] = value
+        else:
+            warn_once(f"{where}: dropped unsafe tagged address {key!r}={value!r}")
+    return kept
 
 
 def clean_meta(where: str, meta: Mapping[Any, Any] | None) -> dict[str, str]:

@@ -107,7 +107,8 @@ class Pipeline:
                 sys.stdout.write(f"> {dest}\n{content.decode('utf-8')}")
                 sys.stdout.flush()
             return
-        if current == content:
+        if current == content or (current is None and not content
+                                   and slot.template.empty_is_absent):
             log.debug("%s: %s unchanged", slot.template.name, dest)
             return
         # Rollback copies stay in memory (``previous``); a dest.bak is written only on request.

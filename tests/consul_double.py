@@ -209,7 +209,7 @@ class ApiError(Exception):
 class ConsulState:
     """The catalog, health checks and KV store with Consul's index bookkeeping."""
 
-    def __init__(self, node_name: str = "ctmpl-double") -> None:
+    def __init__(self, node_name: str = "ctmpl-double", node_id: str = "") -> None:
         self.index = 10
         self.tables: dict[str, int] = defaultdict(int)
         self.service_index: dict[str, int] = {}
@@ -225,7 +225,7 @@ class ConsulState:
         self.nodes[node_name] = _Node(
             node_name,
             "127.0.0.1",
-            str(uuid.uuid4()),
+            node_id or str(uuid.uuid4()),
             {k: "127.0.0.1" for k in ("lan", "lan_ipv4", "wan", "wan_ipv4")},
             {"consul-network-segment": ""},
             idx,
@@ -506,8 +506,18 @@ class ConsulState:
     def catalog_nodes(self) -> tuple[int, Body]:
         return self.tables["nodes"], [n.json() for _, n in sorted(self.nodes.items())]
 
+    def catalog_node(self, name: str) -> tuple[int, Body]:
+        """GET /v1/catalog/node/<name>: the node and its services by ID (null if unknown)."""
+        index = max(self.tables["nodes"], self.tables["services"])
+        node = self.nodes.get(name)
+        if node is None:
+            return index, None
+        services = {s.id: s.json() for (n, _), s in sorted(self.services.items()) if n == name}
+        return index, {"Node": node.json(), "Services": services}
+
     def _instances(self, name: str, tags: list[str]) -> list[_Service]:
-        found = [s for _, s in sorted(self.services.items()) if s.name == name]
+        # Consul matches service names case-insensitively.
+        found = [s for _, s in sorted(self.services.items()) if s.name.lower() == name.lower()]
         wanted = [t.lower() for t in tags]
         return [s for s in found if all(t in [x.lower() for x in s.tags or []] for t in wanted)]
 
@@ -629,8 +639,11 @@ class _LimitedServer(web.Server):
 class ConsulDouble:
     """The HTTP server: start()/stop() from any thread; the same port across restarts."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, acl_token: str = "") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, acl_token: str = "",
+                 node_name: str = "ctmpl-double", node_id: str = "") -> None:
         self.host = host
+        self.node_name = node_name
+        self.node_id = node_id
         self.port = port
         self.acl_token = acl_token
         self.conn_limit = CONN_LIMIT
@@ -695,7 +708,7 @@ class ConsulDouble:
         self._thread = None
 
     async def _serve(self) -> None:
-        self.state = ConsulState()
+        self.state = ConsulState(self.node_name, self.node_id)
         self._server = _LimitedServer(self._handle, self)
         self._runner = web.ServerRunner(self._server, shutdown_timeout=0.1)
         await self._runner.setup()
@@ -777,6 +790,13 @@ class ConsulDouble:
             elif read is None and group == "health" and rest.startswith("node/"):
                 def read() -> tuple[int, Body]:
                     return st.health_node(unquote(rest[5:]))
+            elif read is None and group == "catalog" and rest.startswith("node/"):
+                node_name = unquote(rest[5:])
+
+                def read() -> tuple[int, Body]:
+                    return st.catalog_node(node_name)
+            elif path == "/v1/catalog/datacenters":
+                return _json([DATACENTER])
             elif path == "/v1/status/leader":
                 return _json(f"{self.host}:8300")
             if read is None:

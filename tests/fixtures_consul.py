@@ -73,8 +73,8 @@ class DoubleServer:
 
     is_real = False
 
-    def __init__(self) -> None:
-        self.double = ConsulDouble()
+    def __init__(self, node_name: str = "ctmpl-double", node_id: str = "") -> None:
+        self.double = ConsulDouble(node_name=node_name, node_id=node_id)
 
     @property
     def addr(self) -> str:
@@ -92,7 +92,8 @@ class AgentServer:
 
     is_real = True
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, node_name: str = "ctmpl-test",
+                 node_id: str = "") -> None:
         self.binary = binary
         self.workdir = workdir
         self.ports = {name: free_port() for name in
@@ -104,13 +105,16 @@ class AgentServer:
         if found and (int(found[1]), int(found[2])) >= (1, 14):
             self.ports["grpc_tls"] = free_port()
         self.config = workdir / "consul.json"
-        self.config.write_text(json.dumps({
+        settings: dict[str, Any] = {
             "ports": self.ports,
             "bind_addr": "127.0.0.1",
             "client_addr": "127.0.0.1",
-            "node_name": "ctmpl-test",
+            "node_name": node_name,
             "log_level": "warn",
-        }))
+        }
+        if node_id:
+            settings["node_id"] = node_id
+        self.config.write_text(json.dumps(settings))
         self.log = workdir / "consul.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

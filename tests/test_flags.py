@@ -24,6 +24,7 @@ CASES: dict[str, tuple[str, Get, Any]] = {
     "catalog": ("file://cat.yaml", lambda c: (c.catalog.kind, c.catalog.file_path),
                 ("file", "cat.yaml")),
     "var": ("color=blue", lambda c: dict(c.vars), {"color": "blue"}),
+    "template-syntax": ("go", lambda c: c.template_syntax, "go"),
     "wait": ("2s:9s", lambda c: c.wait, Wait(2.0, 9.0)),
     "once": ("true", lambda c: c.once, True),
     "dry": ("true", lambda c: c.dry, True),

@@ -39,6 +39,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("catalog", "catalog", "value",
          "consul (default), etcd://host:port[,…]/prefix, file://path", "URL"),
     Flag("var", "vars", "var", "template variable (repeatable)", "KEY=VALUE"),
+    Flag("template-syntax", "template_syntax", "value",
+         "go or jinja for every template (default: go for .ctmpl files)", "SYNTAX"),
     Flag("wait", "wait", "value", "quiescence, e.g. 5s:30s; MAX defaults to 4×MIN", "MIN[:MAX]"),
     Flag("once", "once", "bool", "render once and exit", ""),
     Flag("dry", "dry", "bool", "print > dest and the content to stdout; write and run nothing", ""),

@@ -103,8 +103,10 @@ def finalize(
     wait = raw.get("wait", Wait())
     vars_ = dict(raw.get("vars", {}))
     delims = raw.get("default_delimiters", {})
+    syntax = raw.get("template_syntax", "")
     templates = tuple(
-        _template(f"template[{i}]", t, delims, vars_) for i, t in enumerate(raw.get("template", []))
+        _template(f"template[{i}]", {"syntax": syntax, **t} if syntax else t, delims, vars_)
+        for i, t in enumerate(raw.get("template", []))
     )
     return Config(
         templates=templates,
@@ -124,6 +126,7 @@ def finalize(
         vars=vars_,
         config_paths=tuple(config_paths),
         ignored_keys=tuple(ignored),
+        template_syntax=syntax,
     )
 
 

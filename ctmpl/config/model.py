@@ -109,6 +109,14 @@ class TemplateConfig:
     sandbox_path: str = ""
     function_denylist: tuple[str, ...] = ()  # functions this template may not call
     vars: Mapping[str, str] = field(default_factory=dict)
+    syntax: Literal["", "go", "jinja"] = ""  # "": Go for a .ctmpl source, else Jinja
+
+    @property
+    def is_go(self) -> bool:
+        """True when the template is Go text/template (consul-template's ``.ctmpl``)."""
+        if self.syntax:
+            return self.syntax == "go"
+        return self.source.endswith(".ctmpl")
 
     @property
     def name(self) -> str:
@@ -150,3 +158,4 @@ class Config:
     vars: Mapping[str, str] = field(default_factory=dict)
     config_paths: tuple[str, ...] = ()
     ignored_keys: tuple[str, ...] = ()  # warnings for consul-template keys ctmpl ignores
+    template_syntax: Literal["", "go", "jinja"] = ""  # default syntax of every template

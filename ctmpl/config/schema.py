@@ -183,6 +183,7 @@ TEMPLATE_SCHEMA: Schema = {
     "function_denylist": as_str_list,
     "function_blacklist": as_str_list,  # consul-template's name before 0.26
     "vars": as_str_map,
+    "syntax": one_of("go", "jinja"),
 }
 NGINX_SCHEMA: Schema = {
     "binary": as_str,
@@ -231,6 +232,7 @@ TOP_SCHEMA: Schema = {
     "once": as_bool,
     "dry": as_bool,
     "register": REGISTER_SCHEMA,
+    "template_syntax": one_of("go", "jinja"),
 }
 REPEATED = {"template"}
 

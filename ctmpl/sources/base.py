@@ -10,7 +10,7 @@ timeout passes) and returns the current data with its new index. Retry, backoff 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -118,14 +118,18 @@ def kv_path(func: str, path: str, *, allow_empty: bool = False) -> str:
     return cleaned
 
 
-def relative_pairs(prefix: str, items: Iterable[tuple[str, str]]) -> tuple[KVPair, ...]:
+def relative_pairs(
+    prefix: str, items: Iterable[tuple[str, str]], flags: Mapping[str, int] | None = None
+) -> tuple[KVPair, ...]:
     """Sorted KVPairs under ``prefix`` (normalized) from (full path, value) items.
 
-    The prefix itself and "folder" keys ending in ``/`` are left out.
+    The prefix itself and "folder" keys ending in ``/`` are left out; ``flags`` gives a
+    key's Consul flags (0 when absent).
     """
     base = f"{prefix}/" if prefix else ""
+    flags = flags or {}
     pairs = [
-        KVPair(Key=path[len(base):], Path=path, Value=value)
+        KVPair(Key=path[len(base):], Path=path, Value=value, Flags=flags.get(path, 0))
         for path, value in items
         if path.startswith(base) and path != base and not path.endswith("/")
     ]

@@ -19,20 +19,24 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
 from ctmpl.config.model import CatalogConfig
 from ctmpl.logs import TRACE
 from ctmpl.model import (
+    Check,
     Instance,
     InvalidEntry,
     KVPair,
     Node,
     ServiceSummary,
+    clean_addresses,
     clean_meta,
+    clean_tag_list,
     clean_tags,
+    clean_text,
     is_safe_name,
     is_valid_address,
     make_instance,
@@ -128,6 +132,11 @@ class ConsulCatalog:
         self.hostport = self._http.hostport
 
     @property
+    def settings(self) -> CatalogConfig:
+        """The catalog configuration this client was built from."""
+        return self._config
+
+    @property
     def epoch(self) -> int:
         """Bumped by every transport failure: the agent may have restarted."""
         return self._http.epoch
@@ -188,7 +197,8 @@ class ConsulCatalog:
         def decode(body: Any) -> KVPair | None:
             if not body:
                 return None
-            return KVPair(Key=path, Path=path, Value=decode_value(body[0].get("Value")))
+            return KVPair(Key=path, Path=path, Value=decode_value(body[0].get("Value")),
+                          Flags=_flags(body[0]))
 
         return ConsulQuery(self, f"kv.get({path})", f"/v1/kv/{path}", (), decode, "kv")
 
@@ -198,7 +208,8 @@ class ConsulCatalog:
 
         def decode(body: Any) -> tuple[KVPair, ...]:
             items = ((str(e.get("Key", "")), decode_value(e.get("Value"))) for e in body or [])
-            return relative_pairs(prefix, items)
+            flags = {str(e.get("Key", "")): _flags(e) for e in body or [] if e.get("Flags")}
+            return relative_pairs(prefix, items, flags)
 
         path = f"/v1/kv/{prefix}/" if prefix else "/v1/kv/"
         return ConsulQuery(self, f"kv.tree({prefix})", path, (("recurse", ""),), decode, "kv")
@@ -262,6 +273,11 @@ class ConsulCatalog:
         return answer
 
 
+def _flags(entry: Mapping[str, Any]) -> int:
+    flags = entry.get("Flags")
+    return flags if isinstance(flags, int) and not isinstance(flags, bool) else 0
+
+
 def _summary(key: str, name: Any, tags: Any) -> ServiceSummary | None:
     if not isinstance(name, str) or not is_safe_name(name):
         log.warning("%s: service name %r is not a safe identifier (dropped)", key, name)
@@ -273,7 +289,7 @@ def _instance(key: str, entry: Mapping[str, Any]) -> Instance | None:
     svc = entry.get("Service") or {}
     node = entry.get("Node") or {}
     try:
-        return make_instance(
+        inst = make_instance(
             f"{key} {svc.get('ID')}",
             name=svc.get("Service", ""),
             id=svc.get("ID", ""),
@@ -288,6 +304,28 @@ def _instance(key: str, entry: Mapping[str, Any]) -> Instance | None:
     except InvalidEntry as err:
         log.warning("%s (dropped)", err)
         return None
+    where = f"{key} {svc.get('ID')}"
+    return replace(
+        inst,
+        NodeID=str(node.get("ID") or ""),
+        NodeMeta=clean_meta(where, node.get("Meta")),
+        NodeTaggedAddresses=clean_addresses(where, node.get("TaggedAddresses")),
+        Checks=tuple(_check(where, c) for c in entry.get("Checks") or ()),
+        TagList=clean_tag_list(where, svc.get("Tags") or ()),
+    )
+
+
+def _check(where: str, raw: Mapping[str, Any]) -> Check:
+    return Check(
+        CheckID=clean_text(where, "check id", raw.get("CheckID")),
+        Name=clean_text(where, "check name", raw.get("Name")),
+        Status=clean_text(where, "check status", raw.get("Status")),
+        Notes=clean_text(where, "check notes", raw.get("Notes")),
+        Output=clean_text(where, "check output", raw.get("Output")),
+        ServiceID=clean_text(where, "check service id", raw.get("ServiceID")),
+        ServiceName=clean_text(where, "check service name", raw.get("ServiceName")),
+        Node=clean_text(where, "check node", raw.get("Node")),
+    )
 
 
 def _node(key: str, raw: Mapping[str, Any]) -> Node | None:
@@ -305,4 +343,5 @@ def _node(key: str, raw: Mapping[str, Any]) -> Node | None:
         ID=str(raw.get("ID") or ""),
         Datacenter=str(raw.get("Datacenter") or ""),
         Meta=clean_meta(f"{key} {name}", raw.get("Meta")),
+        TaggedAddresses=clean_addresses(f"{key} {name}", raw.get("TaggedAddresses")),
     )

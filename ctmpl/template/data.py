@@ -50,6 +50,15 @@ class DataFunctions:
         self.deps = Dependencies()
         self._pin = pin_of(catalog)  # one version of the source for the whole render
 
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog the functions read."""
+        return self._catalog
+
+    def use(self, query: Query, empty: Any) -> Any:
+        """Record ``query``; its data, or ``empty`` (and a missing mark) until it arrives."""
+        return self._data(query, empty)
+
     def _data(self, query: Query, empty: Any) -> Any:
         self.deps.queries[query.key] = query
         if self._pin is not None and (value := self._pin(query)) is not UNPINNED:

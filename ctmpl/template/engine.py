@@ -14,6 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from ctmpl.brain import Brain
 from ctmpl.config.model import TemplateConfig
 from ctmpl.errors import CtmplError, TemplateError
+from ctmpl.gotemplate.template import GoTemplate
 from ctmpl.sources.base import Catalog
 from ctmpl.template.data import DataFunctions, Dependencies
 from ctmpl.template.helpers import FILTERS, GLOBALS
@@ -41,17 +42,29 @@ class Template:
         self.name = config.name
         self._env = _environment(config)
         self._denied = {name: _denied(name) for name in config.function_denylist}
-        self._template = self._compile()
+        self._go: GoTemplate | None = None
+        if config.is_go:
+            self._go = GoTemplate(config, self._read())
+        else:
+            self._template = self._compile()
+
+    @property
+    def empty_is_absent(self) -> bool:
+        """True when an empty render must not create the file (consul-template's rule)."""
+        return self._go is not None
+
+    def _read(self) -> str:
+        if not self.config.source:
+            return self.config.contents
+        try:
+            return Path(self.config.source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TemplateError(f"template {self.name}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise TemplateError(f"template {self.name}: not UTF-8 text") from None
 
     def _compile(self) -> jinja2.Template:
-        source = self.config.contents
-        if self.config.source:
-            try:
-                source = Path(self.config.source).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise TemplateError(f"template {self.name}: cannot read: {exc.strerror}") from None
-            except UnicodeDecodeError:
-                raise TemplateError(f"template {self.name}: not UTF-8 text") from None
+        source = self._read()
         try:
             return self._env.from_string(source)
         except jinja2.TemplateSyntaxError as exc:
@@ -59,6 +72,9 @@ class Template:
 
     def render(self, catalog: Catalog, brain: Brain) -> Rendered:
         """Render against the brain's current data; TemplateError names file and line."""
+        if self._go is not None:
+            content, deps = self._go.render(catalog, brain)
+            return Rendered(content=content, deps=deps)
         data = DataFunctions(catalog, brain, self.config.sandbox_path)
         # Functions win over variables of the same name: `-var service=x` must not
         # silently replace service().

@@ -1,0 +1,388 @@
+"""consul-template's helper functions (strings, parsing, encoding, math), with its Go
+signatures and error texts: ``split`` trims first, ``join``/``split`` take the separator
+first, math takes the piped value as the left operand, parse functions read "" as zero."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ctmpl.gotemplate.execute import GoError, GoFunc
+from ctmpl.gotemplate.gojson import go_json
+from ctmpl.gotemplate.gotoml import go_toml, go_yaml
+from ctmpl.gotemplate.values import (
+    NIL,
+    GoList,
+    Int64,
+    JSONMap,
+    Uint64,
+    json_list,
+    kind,
+    str_list,
+    type_name,
+    wrap_int64,
+    wrap_uint64,
+)
+
+
+def _simple_case(text: str, convert: str) -> str:
+    if text.isascii():
+        return getattr(text, convert)()  # type: ignore[no-any-return]
+    out = []
+    for ch in text:
+        mapped = getattr(ch, convert)()
+        out.append(mapped if len(mapped) == 1 else ch)
+    return "".join(out)
+
+
+def to_lower(s: str) -> str:
+    """strings.ToLower (rune by rune)."""
+    return _simple_case(s, "lower")
+
+
+def to_upper(s: str) -> str:
+    """strings.ToUpper (rune by rune)."""
+    return _simple_case(s, "upper")
+
+
+def _is_separator(ch: str) -> bool:
+    if ord(ch) <= 0x7F:
+        return not (ch.isalnum() or ch == "_")
+    if ch.isalpha() or ch.isdigit():
+        return False
+    return ch.isspace()
+
+
+def to_title(s: str) -> str:
+    """strings.Title: upper-case the first letter after a separator (``_`` is none)."""
+    out = []
+    prev = " "
+    for ch in s:
+        if _is_separator(prev):
+            mapped = ch.title()
+            out.append(mapped if len(mapped) == 1 else ch)
+        else:
+            out.append(ch)
+        prev = ch
+    return "".join(out)
+
+
+def trim_space(s: str) -> str:
+    """strings.TrimSpace."""
+    return s.strip(" \t\n\r\v\f\x85\xa0")
+
+
+def split(sep: str, s: str) -> GoList:
+    """split: trim first; an empty string gives an empty list."""
+    s = trim_space(s)
+    if not s:
+        return str_list()
+    if not sep:
+        return str_list(list(s))
+    return str_list(s.split(sep))
+
+
+def join(sep: str, items: Any) -> str:
+    """join: strings.Join(items, sep)."""
+    return sep.join(items)
+
+
+def replace_all(old: str, new: str, s: str) -> str:
+    """strings.ReplaceAll (an empty ``old`` inserts around every rune)."""
+    if not old:
+        return new + new.join(s) + new if s else new
+    return s.replace(old, new)
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise GoError(f"error parsing regexp: {exc}") from None
+
+
+def regex_match(pattern: str, s: str) -> bool:
+    """regexMatch: true when the pattern matches anywhere."""
+    return _regex(pattern).search(s) is not None
+
+
+def regex_replace_all(pattern: str, repl: str, s: str) -> str:
+    """regexReplaceAll with Go's ``$1`` / ``${name}`` expansion."""
+    compiled = _regex(pattern)
+
+    def expand(match: re.Match[str]) -> str:
+        def group(ref: re.Match[str]) -> str:
+            name = ref.group(1) or ref.group(2)
+            if name == "$":
+                return "$"
+            try:
+                key: int | str = int(name) if name.isdigit() else name
+                return match.group(key) or ""
+            except IndexError:
+                return ""
+
+        return re.sub(r"\$(?:\{(\w+)\}|(\w+|\$))", group, repl)
+
+    return compiled.sub(expand, s)
+
+
+def in_(items: Any, value: Any) -> bool:
+    """in: ``value`` is an element of the list (same type) or a substring of the string."""
+    if isinstance(items, list | tuple):
+        for item in items:
+            if isinstance(item, list | tuple | Mapping):
+                raise GoError(f"in: {item!r} ({type_name(item)}) is not a scalar")
+            if kind(item) == kind(value) and type_name(item) == type_name(value) \
+                    and item == value:
+                return True
+        return False
+    if isinstance(items, str) and isinstance(value, str):
+        return value in items
+    return False
+
+
+def contains(value: Any, items: Any) -> bool:
+    """contains: ``in`` with the arguments swapped, for ``.Tags | contains "x"``."""
+    return in_(items, value)
+
+
+def _contains_some(need_all: bool, want: bool) -> Any:
+    def check(values: Any, items: Any) -> bool:
+        hits = [in_(items, v) for v in values]
+        found = all(hits) if need_all else any(hits)
+        return found == want
+
+    return check
+
+
+def indent(spaces: int, s: str) -> str:
+    """indent: prefix every non-empty line with ``spaces`` spaces."""
+    if spaces < 0:
+        raise GoError("indent value must be a positive integer")
+    prefix = " " * spaces
+    out = []
+    at_start = True
+    for ch in s:
+        if at_start and ch != "\n":
+            out.append(prefix)
+        out.append(ch)
+        at_start = ch == "\n"
+    return "".join(out)
+
+
+def loop(*ints: int) -> GoList:
+    """loop N or loop START STOP: the integers start..stop-1."""
+    if len(ints) == 1:
+        start, stop = 0, ints[0]
+    elif len(ints) == 2:
+        start, stop = ints
+    else:
+        raise GoError(f"loop: wrong number of arguments, expected 1 or 2, but got {len(ints)}")
+    return GoList.of("<-chan int64", [Int64(i) for i in range(start, stop)])
+
+
+def _strconv(func: str, s: str, reason: str) -> GoError:
+    return GoError(f"{func}: strconv.{_STRCONV[func]}: parsing {json.dumps(s)}: {reason}")
+
+
+_STRCONV = {"parseBool": "ParseBool", "parseInt": "ParseInt", "parseUint": "ParseUint",
+            "parseFloat": "ParseFloat"}
+_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+          "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?(?:(?:[0-9](?:_?[0-9])*)?\.?[0-9]*(?:[eE][+-]?[0-9]+)?|inf|infinity"
+                    r"|nan)", re.IGNORECASE)
+
+
+def parse_bool(s: str) -> bool:
+    """parseBool: strconv.ParseBool; "" is false."""
+    if s == "":
+        return False
+    if s not in _BOOLS:
+        raise _strconv("parseBool", s, "invalid syntax")
+    return _BOOLS[s]
+
+
+def parse_int(s: str) -> Int64:
+    """parseInt: a base-10 int64; "" is 0."""
+    if s == "":
+        return Int64(0)
+    if not _INT.fullmatch(s):
+        raise _strconv("parseInt", s, "invalid syntax")
+    value = int(s)
+    if not -(1 << 63) <= value < 1 << 63:
+        raise _strconv("parseInt", s, "value out of range")
+    return Int64(value)
+
+
+def parse_uint(s: str) -> Uint64:
+    """parseUint: a base-10 uint64; "" is 0."""
+    if s == "":
+        return Uint64(0)
+    if not s.isdigit() or not s.isascii():
+        raise _strconv("parseUint", s, "invalid syntax")
+    value = int(s)
+    if value >= 1 << 64:
+        raise _strconv("parseUint", s, "value out of range")
+    return Uint64(value)
+
+
+def parse_float(s: str) -> float:
+    """parseFloat: a float64; "" is 0."""
+    if s == "":
+        return 0.0
+    if not s or not _FLOAT.fullmatch(s) or s.strip("+-.") == "":
+        raise _strconv("parseFloat", s, "invalid syntax")
+    try:
+        value = float(s.replace("_", ""))
+    except ValueError:
+        raise _strconv("parseFloat", s, "invalid syntax") from None
+    if value in (float("inf"), float("-inf")) and "inf" not in s.lower():
+        raise _strconv("parseFloat", s, "value out of range")
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if value is None:
+        return NIL
+    if isinstance(value, dict):
+        return JSONMap((k, _from_json(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return json_list(_from_json(v) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def parse_json(s: str) -> Any:
+    """parseJSON: numbers become float64, null a nil interface; "" is an empty map."""
+    if s == "":
+        return JSONMap()
+    try:
+        return _from_json(json.loads(s))
+    except json.JSONDecodeError as exc:
+        raise GoError(f"parseJSON: {exc.msg}") from None
+    except RecursionError:
+        raise GoError("parseJSON: exceeded max depth") from None
+
+
+def to_json(value: Any) -> str:
+    """toJSON: compact JSON, map keys sorted, <>& escaped."""
+    return go_json(value).strip()
+
+
+def to_json_pretty(value: Any) -> str:
+    """toJSONPretty: two-space indented JSON of a map."""
+    return go_json(value, indent="  ").strip()
+
+
+def _b64(func: str, op: Any, s: str) -> str:
+    try:
+        data = op(s.encode("utf-8", "surrogateescape"))
+    except (binascii.Error, ValueError) as exc:
+        raise GoError(f"{func}: illegal base64 data: {exc}") from None
+    return data.decode("utf-8", "surrogateescape")  # type: ignore[no-any-return]
+
+
+def _strict_b64decode(altchars: bytes | None) -> Any:
+    def decode(data: bytes) -> bytes:
+        return base64.b64decode(data, altchars=altchars, validate=True)
+
+    return decode
+
+
+def _int_kind(v: Any) -> str:
+    k = kind(v)
+    return k if k in ("int", "uint", "float") else "other"
+
+
+def _math(name: str, op: Any, int_op: Any) -> Any:
+    def run(b: Any, a: Any) -> Any:
+        ka, kb = _int_kind(a), _int_kind(b)
+        if ka == "other":
+            raise GoError(f"{name}: unknown type for {_go_v(a)} ({type_name(a)})")
+        if kb == "other":
+            raise GoError(f"{name}: unknown type for {_go_v(b)} ({type_name(b)})")
+        if "float" in (ka, kb):
+            if int_op is None:
+                bad = a if ka == "float" else b
+                raise GoError(f"{name}: unknown type for {_go_v(bad)} ({type_name(bad)})")
+            return op(float(a), float(b))
+        if ka == "uint" and kb == "uint":
+            return wrap_uint64(int_op(int(a), int(b)))
+        return wrap_int64(int_op(wrap_int64(int(a)), wrap_int64(int(b))))
+
+    return run
+
+
+def _go_v(value: Any) -> str:
+    from ctmpl.gotemplate.gofmt import sprintf
+
+    return sprintf("%q", [value])
+
+
+def _int_div(a: int, b: int) -> int:
+    if b == 0:
+        raise GoError("runtime error: integer divide by zero")
+    quotient = abs(a) // abs(b)
+    return quotient if (a >= 0) == (b >= 0) else -quotient
+
+
+def _int_mod(a: int, b: int) -> int:
+    if b == 0:
+        raise GoError("runtime error: integer divide by zero")
+    return a - _int_div(a, b) * b
+
+
+def _float_div(a: float, b: float) -> float:
+    if b == 0:
+        return float("nan") if a == 0 else (float("inf") if a > 0 else float("-inf"))
+    return a / b
+
+
+HELPERS: dict[str, GoFunc] = {
+    "base64Decode": GoFunc(lambda s: _b64("base64Decode", _strict_b64decode(None), s),
+                           ("string",)),
+    "base64Encode": GoFunc(lambda s: _b64("base64Encode", base64.b64encode, s), ("string",)),
+    "base64URLDecode": GoFunc(lambda s: _b64("base64URLDecode", _strict_b64decode(b"-_"), s),
+                              ("string",)),
+    "base64URLEncode": GoFunc(lambda s: _b64("base64URLEncode", base64.urlsafe_b64encode, s),
+                              ("string",)),
+    "contains": GoFunc(contains, ("any", "any")),
+    "containsAll": GoFunc(_contains_some(True, True), ("[]interface {}", "any")),
+    "containsAny": GoFunc(_contains_some(False, True), ("[]interface {}", "any")),
+    "containsNone": GoFunc(_contains_some(False, False), ("[]interface {}", "any")),
+    "containsNotAll": GoFunc(_contains_some(True, False), ("[]interface {}", "any")),
+    "in": GoFunc(in_, ("any", "any")),
+    "indent": GoFunc(indent, ("int", "string")),
+    "loop": GoFunc(loop, ("int64",), variadic=True),
+    "join": GoFunc(join, ("string", "[]string")),
+    "trimSpace": GoFunc(trim_space, ("string",)),
+    "parseBool": GoFunc(parse_bool, ("string",)),
+    "parseFloat": GoFunc(parse_float, ("string",)),
+    "parseInt": GoFunc(parse_int, ("string",)),
+    "parseJSON": GoFunc(parse_json, ("string",)),
+    "parseUint": GoFunc(parse_uint, ("string",)),
+    "regexReplaceAll": GoFunc(regex_replace_all, ("string", "string", "string")),
+    "regexMatch": GoFunc(regex_match, ("string", "string")),
+    "replaceAll": GoFunc(replace_all, ("string", "string", "string")),
+    "toLower": GoFunc(to_lower, ("string",)),
+    "toUpper": GoFunc(to_upper, ("string",)),
+    "toTitle": GoFunc(to_title, ("string",)),
+    "toJSON": GoFunc(to_json, ("any",)),
+    "toJSONPretty": GoFunc(to_json_pretty, ("map[string]interface {}",)),
+    "toTOML": GoFunc(go_toml, ("map[string]interface {}",)),
+    "toYAML": GoFunc(go_yaml, ("map[string]interface {}",)),
+    "split": GoFunc(split, ("string", "string")),
+    "add": GoFunc(_math("add", lambda a, b: a + b, lambda a, b: a + b), ("any", "any")),
+    "subtract": GoFunc(_math("subtract", lambda a, b: a - b, lambda a, b: a - b),
+                       ("any", "any")),
+    "multiply": GoFunc(_math("multiply", lambda a, b: a * b, lambda a, b: a * b),
+                       ("any", "any")),
+    "divide": GoFunc(_math("divide", _float_div, _int_div), ("any", "any")),
+    "modulo": GoFunc(_math("modulo", None, _int_mod), ("any", "any")),
+}

@@ -1,0 +1,87 @@
+"""A consul-template (``.ctmpl``) template: parsed once, executed against the brain.
+
+Each render runs Go's text/template semantics with consul-template's functions. The first
+render happens before any data has arrived and sees empty values, as in consul-template; an
+error on any pass is reported as ``NAME: parse|execute: template: :LINE[:COL]: …`` with
+exit code 14.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ctmpl.brain import Brain
+from ctmpl.config.model import TemplateConfig
+from ctmpl.errors import GoTemplateError
+from ctmpl.gotemplate.builtins import BUILTINS
+from ctmpl.gotemplate.execute import ExecError, GoError, GoFunc, State
+from ctmpl.gotemplate.functions import DATA_NAMES, CatalogFunctions
+from ctmpl.gotemplate.helpers import HELPERS
+from ctmpl.gotemplate.parser import ParseError, parse
+from ctmpl.gotemplate.structs import Scratch
+from ctmpl.gotemplate.values import MISSING, NIL
+from ctmpl.sources.base import Catalog
+from ctmpl.template.data import DataFunctions, Dependencies
+
+FUNCTION_NAMES = frozenset((*BUILTINS, *HELPERS, *DATA_NAMES))
+
+
+class GoTemplate:
+    """One parsed Go template bound to its config."""
+
+    def __init__(self, config: TemplateConfig, text: str) -> None:
+        self.config = config
+        self.name = config.name
+        self.text = text
+        try:
+            self.trees = parse("", text, FUNCTION_NAMES, config.left_delimiter or "{{",
+                               config.right_delimiter or "}}")
+        except ParseError as exc:
+            raise GoTemplateError(f"{self.name}: parse: {exc}") from None
+
+    def render(self, catalog: Catalog, brain: Brain) -> tuple[bytes, Dependencies]:
+        """Execute once; GoTemplateError names the template, line and column."""
+        data = DataFunctions(catalog, brain, self.config.sandbox_path)
+        funcs: dict[str, GoFunc] = {**BUILTINS, **HELPERS}
+        funcs.update(CatalogFunctions(data, consul_environment(catalog)).table())
+        scratch = Scratch()
+        funcs["scratch"] = GoFunc(lambda: scratch)
+        state = State(self.text, "", self.trees, funcs, self.config.error_on_missing_key)
+        funcs["executeTemplate"] = GoFunc(_execute_template(state), ("string", "any"),
+                                          variadic=True)
+        try:
+            text = state.execute("", MISSING)
+        except ExecError as exc:
+            raise GoTemplateError(f"{self.name}: execute: {exc}") from None
+        except RecursionError:
+            raise GoTemplateError(f"{self.name}: execute: template nesting too deep") from None
+        return text.encode("utf-8", "surrogateescape"), data.deps
+
+
+def _execute_template(state: State) -> Any:
+    def run(name: str, *data: Any) -> str:
+        if len(data) > 1:
+            raise GoError("executeTemplate: wrong number of arguments, expected 1 or 2, but "
+                          f"got {len(data) + 1}")
+        dot = data[0] if data else MISSING
+        try:
+            return state.execute(name, MISSING if dot is NIL else dot)
+        except ExecError as exc:
+            raise GoError(str(exc)) from None
+
+    return run
+
+
+def consul_environment(catalog: Catalog) -> Mapping[str, str]:
+    """What consul-template adds to ``env``: the Consul address and its TLS switches."""
+    from ctmpl.sources.consul import ConsulCatalog
+
+    if not isinstance(catalog, ConsulCatalog):
+        return {}
+    consul = catalog.settings.consul
+    return {
+        "CONSUL_HTTP_ADDR": consul.address,
+        "CONSUL_HTTP_SSL": "true" if consul.ssl.enabled else "false",
+        "CONSUL_HTTP_SSL_VERIFY": "true" if consul.ssl.verify else "false",
+    }
