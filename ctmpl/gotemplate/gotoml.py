@@ -120,7 +120,8 @@ def _plain(value: Any) -> Any:
 def _float(dumper: yaml.SafeDumper, value: float) -> yaml.ScalarNode:
     # Written as Go prints it (8080, 1.5, 1e+06), plain and untagged like yaml.v2's output.
     text = go_float(value)
-    return dumper.represent_scalar(dumper.resolve(yaml.ScalarNode, text, (True, False)), text)
+    tag = dumper.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+    return dumper.represent_scalar(tag, text)
 
 
 _GoDumper.add_representer(float, _float)
