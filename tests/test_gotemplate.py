@@ -84,6 +84,11 @@ def test_semantics(text: str, expected: str) -> None:
     assert render(text) == expected
 
 
+def test_denied_function_fails_the_render() -> None:
+    with pytest.raises(GoTemplateError, match="error calling env: function is disabled"):
+        render('{{ env "HOME" }}', function_denylist=("env",))
+
+
 def test_delimiters_and_missing_key_error() -> None:
     assert render("[[ 1 ]] {{ x }}", left_delimiter="[[", right_delimiter="]]") == "1 {{ x }}"
     with pytest.raises(GoTemplateError, match='map has no entry for key "nope"'):

@@ -45,6 +45,8 @@ class GoTemplate:
         data = DataFunctions(catalog, brain, self.config.sandbox_path)
         funcs: dict[str, GoFunc] = {**BUILTINS, **HELPERS}
         funcs.update(CatalogFunctions(data, consul_environment(catalog)).table())
+        for name in self.config.function_denylist:
+            funcs[name] = GoFunc(_denied, ("any",), variadic=True)
         scratch = Scratch()
         funcs["scratch"] = GoFunc(lambda: scratch)
         state = State(self.text, "", self.trees, funcs, self.config.error_on_missing_key)
@@ -57,6 +59,10 @@ class GoTemplate:
         except RecursionError:
             raise GoTemplateError(f"{self.name}: execute: template nesting too deep") from None
         return text.encode("utf-8", "surrogateescape"), data.deps
+
+
+def _denied(*_: Any) -> str:
+    raise GoError("function is disabled")
 
 
 def _execute_template(state: State) -> Any:
