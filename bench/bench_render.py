@@ -57,10 +57,11 @@ def run_once(catalog: Path, out: Path) -> tuple[float, float]:
     return elapsed, max(peak, before) / 1024
 
 
-async def rerender(catalog: Path, repeat: int) -> float:
-    """Median seconds of an in-process render with every query answered."""
+async def rerender(catalog: Path, repeat: int,
+                   source: Path = ROOT / "templates/nginx.conf.j2") -> float:
+    """Median seconds of an in-process render of ``source`` with every query answered."""
     cat = FileCatalog(CatalogConfig(kind="file", file_path=str(catalog)))
-    tmpl = Template(TemplateConfig(destination="x", source=str(ROOT / "templates/nginx.conf.j2")))
+    tmpl = Template(TemplateConfig(destination="x", source=str(source)))
     brain = Brain()
     while True:
         result = tmpl.render(cat, brain)

@@ -103,3 +103,53 @@ def test_corpus_case(corpus_consul: ConsulFixture, name: str, tmp_path: Path) ->
         assert not dest.exists()
         return
     assert dest.read_bytes() == (CORPUS / "cases" / f"{name}.out").read_bytes()
+
+
+EXTRA = {
+    # Not recorded cases: expectations follow the corpus README's rules (node services keep
+    # an empty address and sort by name then ID; nodes sort by name; Checks node-level first).
+    "node": (
+        '{{ with node "node-b" }}{{ .Node.Node }} {{ .Node.ID }} {{ .Node.TaggedAddresses.wan }}'
+        '{{ range .Services }} {{ .ID }}[{{ .Address }}]{{ end }}{{ end }}\n'
+        '{{ with node "node-a" }}{{ range .Services }}{{ if eq .Service "ssh" }}'
+        '{{ .ID }} {{ .Address }}:{{ .Port }}{{ end }}{{ end }}{{ end }}\n'
+        '{{ range nodes }}{{ .Node }}={{ .Address }}({{ len .Meta }}) {{ end }}\n'
+        '{{ range service "Web-App|any" }}{{ .ID }}:{{ range .Checks }}{{ .CheckID }},'
+        '{{ end }} {{ end }}\n',
+        "node-b b0000000-0000-4000-8000-00000000000b 198.51.100.11 web-app-2[] "
+        "api-gateway-2[10.0.1.11] db-replica[10.0.1.11] legacy-billing-1[10.0.1.11] "
+        "metrics-2[10.0.1.11] queue-2[10.0.1.11] ssh-b[]\n"
+        "ssh-a :22\n"
+        "consul-dev=127.0.0.1(1) node-a=10.0.1.10(3) node-b=10.0.1.11(3) "
+        "node-c=10.0.2.12(4) node-d=10.0.3.13(0) \n"
+        "web-app-1:service:web-app-1, web-app-2:service:web-app-2, "
+        "web-app-3:service:web-app-3, web-app-4:node-health,service:web-app-4, \n",
+    ),
+    "nil_node_first_pass": (
+        '{{ (node "node-a").Node.Address }}',
+        # Go reports the last node it evaluated: the argument of node.
+        'error: execute: template: :1:9: executing "" at <"node-a">: nil pointer '
+        "evaluating *dependency.CatalogNode.Node",
+    ),
+    "index_before_data": (
+        '{{ (index (service "Web-App") 0).Address }}',
+        'error: execute: template: :1:4: executing "" at <index (service "Web-App") 0>: '
+        "error calling index: reflect: slice index out of range",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXTRA))
+def test_extra_case(corpus_consul: ConsulFixture, name: str, tmp_path: Path) -> None:
+    text, expected = EXTRA[name]
+    (tmp_path / f"{name}.ctmpl").write_text(text)
+    cmd = [sys.executable, "-m", "ctmpl", "-consul-addr", corpus_consul.addr, "-template",
+           f"{name}.ctmpl:{name}.out", "-once"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=60, check=False)
+    if expected.startswith("error: "):
+        assert done.returncode == 14, done.stderr
+        assert f"{name}.ctmpl: {expected[7:]}" in done.stderr
+        return
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / f"{name}.out").read_text() == expected

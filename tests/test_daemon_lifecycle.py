@@ -15,7 +15,7 @@ def base_args(tmp_path: Path, command: str = "", template: str = TEMPLATE) -> li
     """Args for a daemon over a file catalog with one template."""
     catalog = tmp_path / "catalog.yaml"
     write_catalog(catalog, {"web": WEB})
-    source = tmp_path / "web.ctmpl"
+    source = tmp_path / "web.j2"
     source.write_text(template)
     spec = f"{source}:{tmp_path / 'out.txt'}" + (f":{command}" if command else "")
     return ["-catalog", f"file://{catalog}", "-template", spec, "-wait", "0s",
@@ -36,7 +36,7 @@ def test_timed_out_command_is_killed_and_reported(tmp_path: Path) -> None:
     source = tmp_path / "cfg.hcl"
     args = base_args(tmp_path)
     source.write_text(
-        f'template {{\n  source = "{tmp_path / "web.ctmpl"}"\n'
+        f'template {{\n  source = "{tmp_path / "web.j2"}"\n'
         f'  destination = "{tmp_path / "out.txt"}"\n'
         '  command = "sleep 30"\n  command_timeout = "300ms"\n}\n'
     )
@@ -83,7 +83,7 @@ def test_sighup_reloads_config_and_a_bad_one_is_kept_out(tmp_path: Path) -> None
     config.write_text('log_level = "debug"\n')
     with daemon([*base_args(tmp_path), "-config", str(config)], tmp_path / "log") as proc:
         wait_for((tmp_path / "out.txt").exists, what="first render")
-        write_atomic(tmp_path / "web.ctmpl", "new:" + TEMPLATE)
+        write_atomic(tmp_path / "web.j2", "new:" + TEMPLATE)
         proc.signal(signal.SIGHUP)
         wait_for(lambda: "new:" in (tmp_path / "out.txt").read_text(), what="re-render")
         config.write_text("log_level = \n")

@@ -32,7 +32,7 @@ def instance(backend: Backend, **meta: str) -> dict[str, Any]:
 
 def setup(tmp_path: Path, nginx_env: NginxEnv, wait: str = "200ms:1s") -> tuple[Path, list[str]]:
     """Write the template and catalog; return (catalog path, ctmpl args)."""
-    template = tmp_path / "upstream.ctmpl"
+    template = tmp_path / "upstream.j2"
     template.write_text(UPSTREAM)
     catalog = tmp_path / "catalog.yaml"
     args = [
@@ -92,7 +92,7 @@ def test_starts_nginx_when_files_are_already_current(
     catalog, args = setup(tmp_path, nginx_env)
     write_catalog(catalog, {"web": [instance(a)]})
     rendered = tmp_path / "first.conf"
-    once = [*args[:2], "-template", f"{tmp_path / 'upstream.ctmpl'}:{rendered}", "-once"]
+    once = [*args[:2], "-template", f"{tmp_path / 'upstream.j2'}:{rendered}", "-once"]
     with daemon(once, tmp_path / "once.log") as first:
         wait_for(lambda: not first.alive(), what="-once to finish")
     (nginx_env.conf_d / "upstream.conf").write_bytes(rendered.read_bytes())
@@ -160,7 +160,7 @@ def test_sighup_rerenders_edited_template_with_same_master(
     with daemon(args, tmp_path / "ctmpl.log") as proc:
         wait_for(lambda: seen_backends(nginx_env) == {"a", "b"}, what="both backends")
         master = nginx_env.master_pid()
-        template = tmp_path / "upstream.ctmpl"
+        template = tmp_path / "upstream.j2"
         write_atomic(template, UPSTREAM.replace('service("web")', 'service("web")[-1:]'))
         proc.signal(signal.SIGHUP)
         proc.wait_log("reloaded configuration")

@@ -77,7 +77,7 @@ def go_index(item: Any, *indexes: Any) -> Any:
                 raise GoError(f"value has type {type_name(key)}; should be string")
             item = item[key] if key in item else (item.zero if isinstance(item, GoMap) else NIL)
         else:
-            raise GoError(f"can't index item of type {type_name(item)}")
+            raise GoError(f"can't index item of type {type_name(item).lstrip('*')}")
     return item
 
 

@@ -9,6 +9,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from ctmpl.gotemplate.execute import GoError, GoFunc
@@ -344,7 +345,48 @@ def _float_div(a: float, b: float) -> float:
     return a / b
 
 
+def _unsupported(name: str, why: str) -> GoFunc:
+    def call(*_: Any) -> Any:
+        raise GoError(f"{name}: {why}")
+
+    return GoFunc(call, ("any",), variadic=True)
+
+
+_VAULT = "Vault is not supported by ctmpl (the vault block is ignored); render secrets " \
+    "with another tool"
+_GO_LAYOUT = [("2006", "%Y"), ("January", "%B"), ("Jan", "%b"), ("Monday", "%A"),
+              ("Mon", "%a"), ("MST", "%Z"), ("Z07:00", "Z07:00"), ("-07:00", "-07:00"),
+              ("-0700", "%z"), ("01", "%m"), ("02", "%d"), ("15", "%H"), ("03", "%I"),
+              ("04", "%M"), ("05", "%S"), ("PM", "%p"), ("06", "%y")]
+
+
+def timestamp(*layout: str) -> str:
+    """timestamp: now in UTC, RFC 3339 by default, ``"unix"`` or a Go time layout."""
+    now = datetime.now(UTC)
+    if not layout:
+        return now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if layout[0] == "unix":
+        return str(int(now.timestamp()))
+    text = layout[0]
+    out, i = [], 0
+    while i < len(text):
+        for go, py in _GO_LAYOUT:
+            if text.startswith(go, i):
+                out.append("Z" if go == "Z07:00" else ("+00:00" if go == "-07:00" else
+                                                        now.strftime(py)))
+                i += len(go)
+                break
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
 HELPERS: dict[str, GoFunc] = {
+    **{name: _unsupported(name, _VAULT) for name in ("secret", "secrets", "pkiCert")},
+    "plugin": _unsupported("plugin", "plugins are not supported by ctmpl"),
+    "sockaddr": _unsupported("sockaddr", "not supported by ctmpl"),
+    "timestamp": GoFunc(timestamp, ("string",), variadic=True),
     "base64Decode": GoFunc(lambda s: _b64("base64Decode", _strict_b64decode(None), s),
                            ("string",)),
     "base64Encode": GoFunc(lambda s: _b64("base64Encode", base64.b64encode, s), ("string",)),

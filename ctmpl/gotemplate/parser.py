@@ -50,10 +50,16 @@ _TERMS = {lx.BOOL, lx.CHARCONST, lx.COMPLEX, lx.DOT, lx.FIELD, lx.IDENT, lx.NUMB
 _OCTAL = re.compile(r"[+-]?0[0-7_]+")
 
 
+_ESCAPES = re.compile(r"\\(?:[abfnrtv\\'\"]|x[0-9a-fA-F]{2}|[0-7]{3}|u[0-9a-fA-F]{4}"
+                      r"|U[0-9a-fA-F]{8})|\\")
+
+
 def unquote(text: str) -> str:
     """strconv.Unquote for "…", `…` and '…' literals."""
     if text.startswith("`"):
         return text[1:-1].replace("\r", "")
+    if any(m.group() == "\\" for m in _ESCAPES.finditer(text)):
+        raise ValueError("invalid syntax")
     try:
         value = ast.literal_eval(text if not text.startswith("'") else '"' + text[1:-1] + '"')
     except (ValueError, SyntaxError):
