@@ -41,7 +41,7 @@ def test_killed_between_install_and_reload(
     # "check_mode installed" runs the check after the install and before the reload: a
     # check that SIGKILLs ctmpl is a crash at exactly that point.
     killer = tmp_path / "kill.hcl"
-    source, dest = tmp_path / "upstream.ctmpl", nginx_env.conf_d / "upstream.conf"
+    source, dest = tmp_path / "upstream.j2", nginx_env.conf_d / "upstream.conf"
     killer.write_text(f'template {{\n  source = "{source}"\n  destination = "{dest}"\n'
                       '  check = "kill -KILL $PPID"\n  check_mode = "installed"\n}\n')
     write_catalog(catalog, {"web": [instance(b)]})
