@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -51,3 +52,17 @@ def load_state(consul: ConsulFixture, state: dict[str, Any]) -> None:
     for pair in state["kv"]:
         path = f"/v1/kv/{urllib.parse.quote(pair['Key'])}?flags={pair['Flags']}"
         consul.call("PUT", path, pair["Value"].encode("utf-8"))
+    _wait_for_agent_node(consul, state["agent"]["Node"])
+
+
+def _wait_for_agent_node(consul: ConsulFixture, name: str, timeout: float = 30.0) -> None:
+    """A real agent fills its own node's Meta and TaggedAddresses by anti-entropy: wait."""
+    deadline = time.monotonic() + timeout
+    while True:
+        node = (consul.call("GET", f"/v1/catalog/node/{name}") or {}).get("Node") or {}
+        if node.get("Meta") and node.get("TaggedAddresses"):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"consul: node {name} has no Meta/TaggedAddresses after "
+                                 f"{timeout:g}s")
+        time.sleep(0.1)
