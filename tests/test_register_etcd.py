@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from tests.daemon import Daemon, daemon, render_once, wait_for
 from tests.fixtures_etcd import EtcdServer, free_port
 from tests.fixtures_nginx import Backend, NginxEnv
@@ -219,3 +220,19 @@ def test_tls_uses_the_catalog_connection(etcd_tls: EtcdServer, tcp_backend: TcpB
 def test_auth_uses_the_catalog_connection(etcd: EtcdServer, tcp_backend: TcpBackend) -> None:
     etcd.enable_auth("ctmpl", "s3cret")  # user ctmpl may only read: register as root
     once_via(etcd, tcp_backend.port, ["-etcd-username", "root", "-etcd-password", "s3cret"])
+
+
+def test_shipped_nginx_template_renders_what_register_writes(
+    tmp_path: Path, etcd: EtcdServer, tcp_backend: TcpBackend
+) -> None:
+    url = f"etcd://{etcd.endpoint}//services"  # a slash-led prefix: both halves parse it alike
+    done = run_register(["-catalog", url, "-service", "web", "-tag", "calico", "-meta",
+                         "weight=5", "-address", f"127.0.0.1:{tcp_backend.port}", "-once",
+                         "-ttl", "60s"])
+    assert done.returncode == 0, done.stderr
+    dest = tmp_path / "upstreams.conf"
+    rendered = render_once(["-catalog", url], ROOT / "templates" / "nginx.conf.j2", dest)
+    assert rendered.returncode == 0, rendered.stderr
+    text = dest.read_text()
+    assert "upstream web {" in text and "server_name web.example.com;" in text
+    assert f"    server 127.0.0.1:{tcp_backend.port} " in text and "weight=5;" in text
