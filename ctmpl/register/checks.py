@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import ssl
 from dataclasses import dataclass
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from ctmpl.register.spec import CheckSpec
 from ctmpl.shell import TimedOut, run_shell
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Checker:
         return Outcome(True, "connected")
 
     async def _http(self) -> Outcome:
+        import aiohttp  # only HTTP checks need it
+
         if self._session is None:
             # A fresh connection per check: a kept-alive one would hide a dead listener.
             connector = aiohttp.TCPConnector(force_close=True)

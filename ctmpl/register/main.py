@@ -18,23 +18,28 @@ from ctmpl.errors import (
 )
 from ctmpl.register.base import Registry
 from ctmpl.register.checks import Checker
-from ctmpl.register.consul_registry import ConsulRegistry
-from ctmpl.register.etcd_registry import EtcdRegistry, registration_key, registration_value
 from ctmpl.register.settings import RegisterConfig, load_register_config
 from ctmpl.register.sidekick import Sidekick
-from ctmpl.runner import pid_file
 
 log = logging.getLogger("ctmpl.register")
 
 
 def make_registry(config: RegisterConfig, op_timeout: float) -> Registry:
-    """The etcd or Consul registration ``config`` asks for."""
+    """The etcd or Consul registration ``config`` asks for (importing only its client)."""
     if config.catalog.kind == "etcd":
+        from ctmpl.register.etcd_registry import (
+            EtcdRegistry,
+            registration_key,
+            registration_value,
+        )
+
         key = registration_key(config.catalog.etcd.prefix, config.service, config.id,
                                config.host, config.port)
         value = registration_value(config.host, config.port, config.tags, config.meta,
                                    config.format == "json")
         return EtcdRegistry(config.catalog.etcd, key, value, int(config.ttl), op_timeout)
+    from ctmpl.register.consul_registry import ConsulRegistry
+
     return ConsulRegistry(
         config.catalog.consul, service=config.service, id=config.id, host=config.host,
         port=config.port, tags=config.tags, meta=config.meta, ttl=config.ttl,
@@ -60,6 +65,10 @@ async def _serve(config: RegisterConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, sidekick.request_stop)
+    if not config.pid_file:
+        return await sidekick.run()
+    from ctmpl.runner import pid_file  # the daemon's: a sidekick without one skips its imports
+
     with pid_file(config.pid_file):
         return await sidekick.run()
 
