@@ -12,7 +12,8 @@ from ctmpl import logs
 from ctmpl.config.load import build_config
 from ctmpl.config.model import Config
 from ctmpl.errors import EXIT_INTERNAL, EXIT_USAGE, CtmplError, UsageError
-from ctmpl.runner import Runner, install_signals, pid_file
+from ctmpl.lifecycle import install_signals, pid_file
+from ctmpl.runner import Runner
 from ctmpl.startup import announce
 
 log = logging.getLogger("ctmpl")

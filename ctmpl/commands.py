@@ -53,6 +53,7 @@ async def run_command(command: Command, env: dict[str, str] | None = None) -> No
         raise CommandFailed(
             f"command {command.text!r}: exited with status {result.returncode}{detail}"
         )
+    log.info("command %r: succeeded", command.text)
 
 
 async def run_commands(

@@ -16,7 +16,7 @@ from pathlib import Path
 from ctmpl.brain import Brain
 from ctmpl.check import check_staged, install_checked, rollback
 from ctmpl.commands import Command, run_commands
-from ctmpl.errors import CheckFailed, CtmplError, ProxyError
+from ctmpl.errors import CheckFailed, CtmplError, ProxyError, TemplateError
 from ctmpl.install import InstallOptions, install, read_current
 from ctmpl.proxy.nginx import NginxController
 from ctmpl.rollback import rollback_env
@@ -83,7 +83,12 @@ class Pipeline:
     def render(self, slot: Slot, now: float) -> bytes | None:
         """Render one slot; None when incomplete. TemplateError propagates."""
         slot.dirty = False
-        rendered = slot.template.render(self.catalog, self.brain)
+        try:
+            rendered = slot.template.render(self.catalog, self.brain)
+        except TemplateError:  # keep watching what it read: fixed data renders again
+            slot.queries = slot.template.last_deps.queries
+            slot.missing = frozenset(slot.template.last_deps.missing)
+            raise
         slot.queries = rendered.deps.queries
         slot.missing = frozenset(rendered.deps.missing)
         if not rendered.complete:

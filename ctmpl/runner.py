@@ -4,6 +4,13 @@ One asyncio task group of watches (``ctmpl.watch``); this loop only decides *whe
 reload group runs: at once for its first complete render, then after its ``wait``
 quiescence. Templates that share a command form one group: one timer, one check, one
 reload per burst.
+
+Errors: ``-once`` exits with the first error's code. The daemon does the same for an error
+met before its first complete render (a broken template must not look like a running
+service); after that, a failing template keeps its last good file and the daemon runs on.
+A reload (SIGHUP) re-applies the whole configuration: templates, log settings, signals
+and, when its settings changed (address, token file, retry, …), the catalog; an invalid new
+configuration is logged in one line and the running one kept.
 """
 
 from __future__ import annotations
@@ -14,13 +21,15 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ctmpl import logs, tasks
 from ctmpl.brain import Brain
 from ctmpl.config.model import Config
 from ctmpl.errors import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, CtmplError, SourceError
+from ctmpl.lifecycle import install_signals
 from ctmpl.pipeline import PassResult, Pipeline, Slot
 from ctmpl.proxy.nginx import NginxController
 from ctmpl.quiesce import Quiescence
@@ -28,6 +37,7 @@ from ctmpl.sources import open_catalog
 from ctmpl.sources.base import Catalog
 from ctmpl.sources.file import FileCatalog
 from ctmpl.stale import remove_stale_temp_files
+from ctmpl.startup import announce
 from ctmpl.template.engine import Template
 from ctmpl.watch import Watcher, WatchPolicy
 
@@ -79,6 +89,8 @@ class Runner:
         self._reload = False
         self._failure: CtmplError | None = None
         self._reconciled = False  # the proxy is known to run what is installed
+        self._starting = True  # until every template has rendered completely once
+        self.installed_signals: list[signal.Signals] = []
         self.exit_code = EXIT_OK
 
     # -- event sources -------------------------------------------------------------------
@@ -99,6 +111,10 @@ class Runner:
 
     def _on_fail(self, key: str, exc: BaseException) -> None:
         self._failure = SourceError(f"{key}: giving up after retries: {exc}")
+        self._wake.set()
+
+    def _on_task_crash(self, name: str, exc: BaseException) -> None:
+        self._failure = CtmplError(f"internal task {name!r} died ({exc!r}); exiting")
         self._wake.set()
 
     def request_stop(self, code: int = EXIT_OK) -> None:
@@ -127,9 +143,11 @@ class Runner:
         self.pipeline = self._pipeline()
         if isinstance(self.catalog, FileCatalog) and not self.config.once:
             self.catalog.start()
+        tasks.set_crash_handler(self._on_task_crash)
         try:
             return await self._loop()
         finally:
+            tasks.set_crash_handler(None)
             await self.watcher.aclose()
             await self.catalog.aclose()
 
@@ -161,7 +179,7 @@ class Runner:
                 log.error("%s", self._failure)
                 return self._failure.exit_code
             if self._reload:
-                self._apply_reload()
+                await self._apply_reload()
             code = await self._turn()
             if code is not None:
                 return code
@@ -173,8 +191,9 @@ class Runner:
             if group.is_due(now):
                 group.due = False
                 result = await self.pipeline.run_pass(group.slots, now)
-                if self.config.once and result.errors:
-                    return result.errors[0].exit_code
+                code = self._fatal(result)
+                if code is not None:
+                    return code
                 self._note_errors(result)
                 if result.proxy_applied or result.proxy_failed:
                     # A failed reload leaves the proxy's config unknown: reconcile again.
@@ -185,6 +204,7 @@ class Runner:
         if all(s.complete_once for g in self.groups for s in g.slots):
             if self.config.once:
                 return EXIT_OK
+            self._starting = False
             await self._ensure_proxy()
         elif self.config.once and isinstance(self.catalog, FileCatalog):
             return self._static_catalog_lacks_data()
@@ -200,6 +220,18 @@ class Runner:
                 )
                 log.error("%s", error)
                 return error.exit_code
+        return None
+
+    def _fatal(self, result: PassResult) -> int | None:
+        """The exit code when this pass must end ctmpl: ``-once``, or before the first render."""
+        if self.config.once and result.errors:
+            return result.errors[0].exit_code
+        if self._starting:
+            for error in result.errors:
+                if not isinstance(error, CommandFailed):  # commands run after the render
+                    log.error("exiting (code %d): this error came before the first complete "
+                              "render", error.exit_code)
+                    return error.exit_code
         return None
 
     def _note_errors(self, result: PassResult) -> None:
@@ -263,46 +295,38 @@ class Runner:
                 await self._wake.wait()
         self._wake.clear()
 
-    def _apply_reload(self) -> None:
+    async def _apply_reload(self) -> None:
         self._reload = False
         if self.reload_config is None:
             return
         try:
             config = self.reload_config()
             groups = build_groups(config)
+            changed = config.catalog != self.config.catalog
+            catalog = open_catalog(config.catalog) if changed else None
         except CtmplError as exc:
-            log.error("reload: %s; keeping the running configuration", exc)
+            log.error("reload: %s; keeping the running configuration", logs.shorten(str(exc)))
             return
-        if config.catalog != self.config.catalog:
-            log.warning("reload: catalog settings changed; restart ctmpl to apply them")
-        self.config = config
-        self.groups = groups
+        old, self.config, self.groups = self.config, config, groups
+        self._starting = False  # the daemon runs already: a broken template keeps its file
+        if (config.log_level, config.log_format) != (old.log_level, old.log_format):
+            logs.setup(config.log_level, config.log_format)
+        if self.installed_signals and (config.kill_signal, config.reload_signal) != (
+            old.kill_signal, old.reload_signal
+        ):
+            install_signals(self)
+        if catalog is not None:
+            await self._swap_catalog(catalog)
+        elif isinstance(self.catalog, FileCatalog):
+            self.catalog.reload()  # re-read it: a swapped symlink (..data) is followed
         self.pipeline = self._pipeline(self.pipeline.proxy)
-        log.info("reloaded configuration: %d template(s)", len(groups))
+        announce(config, reload=True)
 
-
-def install_signals(runner: Runner) -> None:
-    """SIGTERM/SIGINT stop (a second SIGINT forces it); the reload signal reloads."""
-    loop = asyncio.get_running_loop()
-    kill_sig = getattr(signal, runner.config.kill_signal, signal.SIGINT)
-    if kill_sig not in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(kill_sig, runner.request_stop)
-    loop.add_signal_handler(signal.SIGTERM, runner.request_stop)
-    loop.add_signal_handler(signal.SIGINT, runner.request_stop, EXIT_INTERRUPTED)
-    reload_sig = getattr(signal, runner.config.reload_signal, signal.SIGHUP)
-    loop.add_signal_handler(reload_sig, runner.request_reload)
-
-
-@contextlib.contextmanager
-def pid_file(path: str) -> Iterator[None]:
-    """Write our pid to ``path`` while running; remove it at exit."""
-    if not path:
-        yield
-        return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(f"{os.getpid()}\n", encoding="utf-8")
-    try:
-        yield
-    finally:
-        target.unlink(missing_ok=True)
+    async def _swap_catalog(self, catalog: Catalog) -> None:
+        """Replace the catalog and every watch (new address, token, TLS or retry settings)."""
+        await self.watcher.aclose()
+        await self.catalog.aclose()
+        self.catalog, self.brain = catalog, Brain()
+        self.watcher = Watcher(self._policy(), self._on_data, self._on_fail)
+        if isinstance(catalog, FileCatalog) and not self.config.once:
+            catalog.start()

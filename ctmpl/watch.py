@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ctmpl import tasks
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
 from ctmpl.sources.base import Query
@@ -140,7 +141,7 @@ class Watcher:
             return
         watch = QueryWatch(query, self._policy, self._emit, self._fail)
         log.debug("watching %s", query.key)
-        self._tasks[query.key] = asyncio.create_task(watch.run(), name=f"watch {query.key}")
+        self._tasks[query.key] = tasks.spawn(watch.run(), name=f"watch {query.key}")
 
     def remove(self, keys: set[str]) -> None:
         """Stop watches no template uses any more."""

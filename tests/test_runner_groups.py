@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -127,9 +128,9 @@ def test_reload_keeps_the_nginx_controller_only_when_its_settings_are_unchanged(
     run.groups = build_groups(base)
     run.pipeline = run._pipeline()
     first = run.pipeline.proxy
-    run._apply_reload()
+    asyncio.run(run._apply_reload())
     assert run.pipeline.proxy is first
-    run._apply_reload()
+    asyncio.run(run._apply_reload())
     assert run.pipeline.proxy is not first
     assert run.pipeline.proxy is not None
     assert run.pipeline.proxy.cfg.config == str(tmp_path / "other.conf")

@@ -34,6 +34,7 @@ class GoTemplate:
         self.config = config
         self.name = config.name
         self.text = text
+        self.last_deps = Dependencies()  # what the last render used, also when it failed
         try:
             self.trees = parse("", text, FUNCTION_NAMES, config.left_delimiter or "{{",
                                config.right_delimiter or "}}")
@@ -43,6 +44,7 @@ class GoTemplate:
     def render(self, catalog: Catalog, brain: Brain) -> tuple[bytes, Dependencies]:
         """Execute once; GoTemplateError names the template, line and column."""
         data = DataFunctions(catalog, brain, self.config.sandbox_path)
+        self.last_deps = data.deps
         funcs: dict[str, GoFunc] = {**BUILTINS, **HELPERS}
         funcs.update(CatalogFunctions(data, consul_environment(catalog)).table())
         for name in self.config.function_denylist:

@@ -16,6 +16,7 @@ from ctmpl.errors import (
     EXIT_USAGE,
     CtmplError,
 )
+from ctmpl.lifecycle import pid_file
 from ctmpl.register.base import Registry
 from ctmpl.register.checks import Checker
 from ctmpl.register.settings import RegisterConfig, load_register_config

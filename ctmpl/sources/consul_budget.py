@@ -26,8 +26,8 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Literal, Protocol
 
+from ctmpl import tasks
 from ctmpl.errors import SourceError
-from ctmpl.logs import TRACE
 from ctmpl.sources.consul_http import Answer
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ class Pulse:
     def __init__(self, reader: Reader, paths: Iterable[tuple[str, Params]]) -> None:
         self._event = asyncio.Event()
         self._tasks = [
-            asyncio.create_task(self._follow(reader, p, q), name=f"consul pulse {p}")
-            for p, q in paths
+            tasks.spawn(self._follow(reader, p, q), name=f"consul pulse {p}") for p, q in paths
         ]
 
     def changed(self) -> asyncio.Event:
@@ -71,16 +70,24 @@ class Pulse:
     async def _follow(self, reader: Reader, path: str, params: Params) -> None:
         index = 0
         epoch = -1
+        failures = 0
         while True:
             if epoch != reader.epoch:
                 index = 0
             try:
                 answer = await reader.request(f"pulse({path})", path, params, index, "pulse")
             except SourceError as exc:
-                log.log(TRACE, "%s", exc)
+                failures += 1
+                # Catalog-wide: every watch waiting on this poll sees changes late until
+                # it recovers, so the first failure is a warning (then DEBUG per retry).
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(level, "%s (catalog-wide poll; retrying every 1s)", exc)
                 index = 0
                 await asyncio.sleep(1.0)
                 continue
+            if failures:
+                log.info("pulse(%s): recovered after %d failed attempt(s)", path, failures)
+                failures = 0
             if answer.index != index:
                 self._event.set()
                 self._event = asyncio.Event()

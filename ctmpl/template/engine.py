@@ -15,6 +15,7 @@ from ctmpl.brain import Brain
 from ctmpl.config.model import TemplateConfig
 from ctmpl.errors import CtmplError, TemplateError
 from ctmpl.gotemplate.template import GoTemplate
+from ctmpl.logs import shorten
 from ctmpl.sources.base import Catalog
 from ctmpl.template.data import DataFunctions, Dependencies
 from ctmpl.template.helpers import FILTERS, GLOBALS
@@ -42,6 +43,9 @@ class Template:
         self.name = config.name
         self._env = _environment(config)
         self._denied = {name: _denied(name) for name in config.function_denylist}
+        # What the last render used, also when it raised: the runner keeps watching those
+        # queries, so a template that failed on its data renders again when it changes.
+        self.last_deps = Dependencies()
         self._go: GoTemplate | None = None
         if config.is_go:
             self._go = GoTemplate(config, self._read())
@@ -73,9 +77,13 @@ class Template:
     def render(self, catalog: Catalog, brain: Brain) -> Rendered:
         """Render against the brain's current data; TemplateError names file and line."""
         if self._go is not None:
-            content, deps = self._go.render(catalog, brain)
+            try:
+                content, deps = self._go.render(catalog, brain)
+            finally:
+                self.last_deps = self._go.last_deps
             return Rendered(content=content, deps=deps)
         data = DataFunctions(catalog, brain, self.config.sandbox_path)
+        self.last_deps = data.deps
         # Functions win over variables of the same name: `-var service=x` must not
         # silently replace service().
         variables: dict[str, Any] = {**self.config.vars, **data.globals()}
@@ -98,14 +106,17 @@ class Template:
         try:
             return self._template.render(variables)
         except CtmplError as exc:
-            raise TemplateError(f"template {self.name}:{_line(exc)}: {exc}") from None
+            raise self._error(exc, str(exc)) from None
         except jinja2.UndefinedError as exc:
-            message = _undefined_message(str(exc.message))
-            raise TemplateError(f"template {self.name}:{_line(exc)}: {message}") from None
+            raise self._error(exc, _undefined_message(str(exc.message))) from None
         except jinja2.TemplateError as exc:
-            raise TemplateError(f"template {self.name}:{_line(exc)}: {exc}") from None
+            raise self._error(exc, str(exc)) from None
         except Exception as exc:
-            raise TemplateError(f"template {self.name}:{_line(exc)}: {exc!r}") from None
+            raise self._error(exc, repr(exc)) from None
+
+    def _error(self, exc: BaseException, message: str) -> TemplateError:
+        # The message may quote catalog data (int() of a 25 MB KV value): keep it short.
+        return TemplateError(f"template {self.name}:{_line(exc)}: {shorten(message, 300)}")
 
 
 def _environment(config: TemplateConfig) -> SandboxedEnvironment:
