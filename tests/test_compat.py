@@ -213,3 +213,20 @@ def test_systemd_unit_command_line_parses() -> None:
     argv = exec_start.removeprefix("ExecStart=").split()[1:]
     flags = parse_flags(argv)
     assert flags.config_paths == ("/etc/ctmpl/",)
+
+
+def test_readme_migration_section_lists_every_ignored_key_and_flag_and_every_flag() -> None:
+    from ctmpl.config.compat import IGNORED_FLAGS
+    from ctmpl.config.flags import FLAGS
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Migrating from consul-template")[1].split("\n## ")[0]
+    for dotted in IGNORED:
+        assert f"`{dotted}`" in section, dotted
+    for name in IGNORED_FLAGS:
+        assert f"`-{name}`" in section, name
+    for flag in FLAGS:
+        prefix = flag.name.split("-")[0]
+        assert f"`-{flag.name}`" in section or f"`-{prefix}-*`" in section, flag.name
+    for key in ("-exec", "-parse-only"):
+        assert f"`{key}`" in section

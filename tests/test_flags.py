@@ -25,6 +25,8 @@ CASES: dict[str, tuple[str, Get, Any]] = {
                 ("file", "cat.yaml")),
     "var": ("color=blue", lambda c: dict(c.vars), {"color": "blue"}),
     "template-syntax": ("go", lambda c: c.template_syntax, "go"),
+    "default-left-delimiter": ("[[", lambda c: c.templates[0].left_delimiter, "[["),
+    "default-right-delimiter": ("]]", lambda c: c.templates[0].right_delimiter, "]]"),
     "wait": ("2s:9s", lambda c: c.wait, Wait(2.0, 9.0)),
     "once": ("true", lambda c: c.once, True),
     "dry": ("true", lambda c: c.dry, True),
@@ -86,6 +88,8 @@ def test_flag_maps_to_config_field(src: Path, name: str, style: str) -> None:
     value, get, expected = CASES[name]
     argv = {"space": [f"-{name}", value], "equals": [f"-{name}={value}"],
             "double": [f"--{name}", value]}[style]
+    if name.startswith("default-"):  # delimiters show on templates
+        argv += ["-template", "in.j2:out.conf"]
     config = load(argv)
     assert get(config) == expected
 
@@ -214,3 +218,22 @@ def test_help_lists_exactly_the_readme_flags(capsys: pytest.CaptureFixture[str])
 def test_every_bad_flag_value_is_the_usage_exit_code(src: Path, argv: list[str]) -> None:
     with pytest.raises(UsageError):
         load([*argv, "-template", "in.j2:out"])
+
+
+def test_consul_template_flags_ctmpl_ignores_are_accepted_with_one_warning_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ctmpl.config.compat import IGNORED_FLAGS
+
+    argv = [f"-{name}=x" if takes else f"-{name}" for name, (takes, _) in IGNORED_FLAGS.items()]
+    with caplog.at_level(logging.WARNING):
+        parse_flags(argv)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for name in IGNORED_FLAGS:
+        assert sum(w.startswith(f"-{name}: accepted for consul-template") for w in warned) == 1
+
+
+@pytest.mark.parametrize("argv", [["-exec", "/bin/app"], ["-parse-only"]])
+def test_flags_whose_ignoring_would_change_the_outcome_stay_errors(argv: list[str]) -> None:
+    with pytest.raises(UsageError, match="unrecognized arguments"):
+        parse_flags(argv)

@@ -18,8 +18,8 @@ IGNORED: Mapping[str, str] = {
     "vault": "Vault is not supported; a template that calls secret() fails on its own",
     "nomad": "Nomad is not supported",
     "telemetry": "no OpenTelemetry export",
-    "syslog": "logs go to stderr (journald or the container runtime collects them)",
-    "log_file": "logs go to stderr",
+    "syslog": "logs go to stderr, where journald or the container runtime collects them",
+    "log_file": "logs go to stderr, where journald or the container runtime collects them",
     "deduplicate": "de-duplication mode is not supported",
     "dedup": "de-duplication mode is not supported",
     "exec": "exec mode is not supported; run the proxy under its own supervisor",
@@ -28,15 +28,50 @@ IGNORED: Mapping[str, str] = {
     # consul { }
     "consul.namespace": "Consul Enterprise namespaces are not supported",
     "consul.partition": "Consul Enterprise admin partitions are not supported",
-    "consul.transport": "connection tuning is ctmpl's own (consul.max_connections)",
-    "consul.rate_limit": "the watch rate limit is built in (100 ms plus jitter per query)",
+    "consul.transport": "connection tuning is ctmpl's own: consul.max_connections",
+    "consul.rate_limit": "the watch rate limit is built in: 100 ms plus jitter per query",
     # template { }
     "template.user": "the destination keeps its current owner",
     "template.group": "the destination keeps its current group",
     "template.uid": "the destination keeps its current owner",
     "template.gid": "the destination keeps its current group",
     "template.error_fatal": "a failing template never stops the daemon after the first render",
-    "template.exec": "use command (a string or a list)",
+    "template.exec": "use command: a string or a list",
+}
+
+_VAULT = "Vault is not supported; a template that calls secret() fails on its own"
+_TRANSPORT = "connection tuning is ctmpl's own: -consul-max-connections"
+_LOG = "logs go to stderr, where journald or the container runtime collects them"
+
+# consul-template flag -> (takes a value, why ctmpl ignores it). Flags that would change
+# what ctmpl does if ignored (-exec, -parse-only) are not here: they stay errors.
+IGNORED_FLAGS: Mapping[str, tuple[bool, str]] = {
+    "syslog": (False, _LOG),
+    "syslog-facility": (True, _LOG),
+    "syslog-name": (True, _LOG),
+    "log-file": (True, _LOG),
+    "log-rotate-bytes": (True, _LOG),
+    "log-rotate-duration": (True, _LOG),
+    "log-rotate-max-files": (True, _LOG),
+    "dedup": (False, "de-duplication mode is not supported"),
+    "consul-transport-dial-keep-alive": (True, _TRANSPORT),
+    "consul-transport-dial-timeout": (True, _TRANSPORT),
+    "consul-transport-disable-keep-alives": (False, _TRANSPORT),
+    "consul-transport-max-idle-conns-per-host": (True, _TRANSPORT),
+    "consul-transport-tls-handshake-timeout": (True, _TRANSPORT),
+    **{
+        f"vault-{name}": (takes_value, _VAULT)
+        for name, takes_value in {
+            "addr": True, "token": True, "agent-token-file": True, "namespace": True,
+            "renew-token": False, "unwrap-token": False, "default-lease-duration": True,
+            "lease-renewal-threshold": True, "retry": False, "retry-attempts": True,
+            "retry-backoff": True, "retry-max-backoff": True, "ssl": False,
+            "ssl-verify": False, "ssl-ca-cert": True, "ssl-ca-path": True, "ssl-cert": True,
+            "ssl-key": True, "ssl-server-name": True, "transport-dial-keep-alive": True,
+            "transport-dial-timeout": True, "transport-disable-keep-alives": False,
+            "transport-max-idle-conns-per-host": True, "transport-tls-handshake-timeout": True,
+        }.items()
+    },
 }
 
 _INDEX = re.compile(r"\[\d+\]")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
 
 from ctmpl import __version__
+from ctmpl.config.compat import IGNORED_FLAGS, warning
 from ctmpl.config.layers import auth_block
 from ctmpl.config.schema import parse_layer
 from ctmpl.errors import ConfigError, UsageError
@@ -41,6 +43,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag("var", "vars", "var", "template variable (repeatable)", "KEY=VALUE"),
     Flag("template-syntax", "template_syntax", "value",
          "go or jinja for every template (default: go for .ctmpl files)", "SYNTAX"),
+    Flag("default-left-delimiter", "default_delimiters.left", "value",
+         "left variable delimiter of every template (default {{)", "DELIM"),
+    Flag("default-right-delimiter", "default_delimiters.right", "value",
+         "right variable delimiter of every template (default }})", "DELIM"),
     Flag("wait", "wait", "value", "quiescence, e.g. 5s:30s; MAX defaults to 4×MIN", "MIN[:MAX]"),
     Flag("once", "once", "bool", "render once and exit", ""),
     Flag("dry", "dry", "bool", "print > dest and the content to stdout; write and run nothing", ""),
@@ -115,10 +121,17 @@ def help_text(flags: Sequence[Flag] = FLAGS, prog: str = "ctmpl") -> str:
     rows += [("-version", "print the version and exit"), ("-help", "show this help")]
     width = max(len(left) for left, _ in rows) + 2
     lines = [f"  {left.ljust(width)}{text}" for left, text in rows]
-    return (
+    text = (
         f"usage: {prog} [flags]   (-flag value, -flag=value or --flag value)\n\n"
         + "\n".join(lines) + "\n"
     )
+    if flags is FLAGS:
+        names = textwrap.fill(", ".join(f"-{n}" for n in IGNORED_FLAGS), 92,
+                              initial_indent="    ", subsequent_indent="    ",
+                              break_on_hyphens=False, break_long_words=False)
+        text += ("\nconsul-template flags accepted and ignored (one warning each):\n"
+                 f"{names}\n")
+    return text
 
 
 def build_parser(
@@ -134,6 +147,12 @@ def build_parser(
     parser = _Parser(prog=prog, allow_abbrev=False, add_help=False)
     parser.add_argument("-h", "-help", "--help", action=Help, nargs=0)
     parser.add_argument("-v", "-version", "--version", action="version", version=__version__)
+    for name, (takes_value, _) in IGNORED_FLAGS.items() if flags is FLAGS else ():
+        names = [f"-{name}", f"--{name}"]
+        if takes_value:
+            parser.add_argument(*names, dest=f"ignored {name}")
+        else:
+            parser.add_argument(*names, dest=f"ignored {name}", nargs="?", const="true")
     for flag in flags:
         names = [f"-{flag.name}", f"--{flag.name}"]
         if flag.kind == "bool":
@@ -157,6 +176,9 @@ def parse_flags(
 ) -> FlagLayer:
     """Parse argv into config paths and a checked raw layer; UsageError on bad flags."""
     ns = vars(build_parser(flags, prog).parse_args(list(argv)))
+    for name, (_, reason) in IGNORED_FLAGS.items():
+        if ns.get(f"ignored {name}") is not None:
+            log.warning("%s", warning(f"-{name}", reason))
     raw: dict[str, Any] = {}
     for flag in flags:
         value = ns.get(flag.name)
