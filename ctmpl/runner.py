@@ -28,7 +28,14 @@ from pathlib import Path
 from ctmpl import logs, tasks
 from ctmpl.brain import Brain
 from ctmpl.config.model import Config
-from ctmpl.errors import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, CtmplError, SourceError
+from ctmpl.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CommandFailed,
+    CtmplError,
+    ProxyError,
+    SourceError,
+)
 from ctmpl.lifecycle import install_signals
 from ctmpl.pipeline import PassResult, Pipeline, Slot
 from ctmpl.proxy.nginx import NginxController
@@ -228,7 +235,9 @@ class Runner:
             return result.errors[0].exit_code
         if self._starting:
             for error in result.errors:
-                if not isinstance(error, CommandFailed):  # commands run after the render
+                # Commands and proxy reloads come after the files are installed: they are
+                # retried on later passes (a proxy may come up later) rather than fatal.
+                if not isinstance(error, CommandFailed | ProxyError):
                     log.error("exiting (code %d): this error came before the first complete "
                               "render", error.exit_code)
                     return error.exit_code
