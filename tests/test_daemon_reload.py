@@ -145,3 +145,21 @@ def test_startup_line_names_version_catalog_templates_proxy_and_wait(tmp_path: P
         assert "proxy none" in line and "wait off" in line
         wait_for(lambda: out(tmp_path) == "1\n", what="first render")
         proc.wait_log(f"rendered {tmp_path / 'in.tpl'} → {tmp_path / 'out'}")
+
+
+def test_go_template_failing_on_data_after_sighup_renders_once_the_data_is_fixed(
+    tmp_path: Path,
+) -> None:
+    args = setup(tmp_path, "", {"n": "4"})
+    config = (tmp_path / "ct.hcl").read_text().replace("in.tpl", "in.ctmpl")
+    (tmp_path / "ct.hcl").write_text(config)
+    (tmp_path / "in.ctmpl").write_text('{{ key "n" | parseInt }}\n')
+    with daemon(args, tmp_path / "log") as proc:
+        wait_for(lambda: out(tmp_path) == "4\n", what=f"first render\n{proc.text()}")
+        write_atomic(tmp_path / "catalog.yaml", json.dumps({"kv": {"n": "x"}}))
+        proc.wait_log("parseInt")
+        write_atomic(tmp_path / "in.ctmpl", 'v {{ key "n" | parseInt }}\n')
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: proc.text().count("parseInt") >= 2, what="render after HUP")
+        write_atomic(tmp_path / "catalog.yaml", json.dumps({"kv": {"n": "7"}}))
+        wait_for(lambda: out(tmp_path) == "v 7\n", what=f"re-render\n{proc.text()}")
