@@ -18,7 +18,7 @@ from ctmpl.check import check_staged, install_checked, rollback
 from ctmpl.commands import Command, run_commands
 from ctmpl.errors import CheckFailed, CtmplError, ProxyError, TemplateError
 from ctmpl.install import InstallOptions, install, read_current
-from ctmpl.proxy.nginx import NginxController
+from ctmpl.proxy.base import ProxyController
 from ctmpl.rollback import rollback_env
 from ctmpl.sources.base import Catalog, Query
 from ctmpl.template.engine import Template
@@ -64,7 +64,7 @@ class Pipeline:
         brain: Brain,
         *,
         dry: bool = False,
-        proxy: NginxController | None = None,
+        proxy: ProxyController | None = None,
     ) -> None:
         self.catalog = catalog
         self.brain = brain
@@ -167,14 +167,29 @@ class Pipeline:
             result.errors.append(exc)
             result.proxy_failed = True
             return True
-        log.info("nginx %s", outcome)
+        log.info("%s %s", self.proxy.name, outcome)
         result.proxy_applied = True
+        return True
+
+    async def _check_proxy(self, pending: list[tuple[Slot, bytes, bytes | None]],
+                           result: PassResult) -> bool:
+        """Let the proxy judge every changed file together before any is installed."""
+        changes = {s.destination: c for s, c, current in pending if c != current}
+        if self.proxy is None or self.dry or not changes:
+            return True
+        try:
+            await asyncio.to_thread(self.proxy.check_staged, changes)
+        except CtmplError as exc:
+            log.error("%s; the last good config stays live", exc)
+            result.errors.append(exc)
+            return False
         return True
 
     async def run_pass(self, slots: list[Slot], now: float) -> PassResult:
         """Render every dirty slot, install what changed, then reload/run commands once."""
         result = PassResult()
         previous: dict[Path, bytes | None] = {}
+        pending: list[tuple[Slot, bytes, bytes | None]] = []
         for slot in slots:
             if not slot.dirty or self.awaiting(slot):
                 continue
@@ -188,6 +203,10 @@ class Pipeline:
                 continue
             current = read_current(slot.destination)
             previous[slot.destination] = current
+            pending.append((slot, content, current))
+        if not await self._check_proxy(pending, result):
+            return result
+        for slot, content, current in pending:
             await self.install_slot(slot, content, current, result)
         await self.finish(result, previous)
         return result

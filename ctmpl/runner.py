@@ -38,7 +38,7 @@ from ctmpl.errors import (
 )
 from ctmpl.lifecycle import install_signals
 from ctmpl.pipeline import PassResult, Pipeline, Slot
-from ctmpl.proxy.nginx import NginxController
+from ctmpl.proxy import HaproxyController, NginxController, ProxyController
 from ctmpl.quiesce import Quiescence
 from ctmpl.sources import open_catalog
 from ctmpl.sources.base import Catalog
@@ -169,13 +169,16 @@ class Runner:
             retry = type(retry)(retry.enabled, 5, retry.backoff, min(retry.max_backoff, 5.0))
         return WatchPolicy(retry=retry)
 
-    def _pipeline(self, previous: NginxController | None = None) -> Pipeline:
-        proxy = None
+    def _pipeline(self, previous: ProxyController | None = None) -> Pipeline:
+        proxy: ProxyController | None = None
+        # Keep the controller across a reload when its settings are unchanged: it tracks
+        # an nginx it started in the foreground, and what the HAProxy workers run.
         if self.config.proxy == "nginx":
-            # Keep the controller across a reload when its settings are unchanged: it tracks
-            # an nginx it started in the foreground.
-            same = previous is not None and previous.cfg == self.config.nginx
+            same = isinstance(previous, NginxController) and previous.cfg == self.config.nginx
             proxy = previous if same else NginxController(self.config.nginx)
+        elif self.config.proxy == "haproxy":
+            same = isinstance(previous, HaproxyController) and previous.cfg == self.config.haproxy
+            proxy = previous if same else HaproxyController(self.config.haproxy)
         return Pipeline(self.catalog, self.brain, dry=self.config.dry, proxy=proxy)
 
     async def _loop(self) -> int:
@@ -263,9 +266,9 @@ class Runner:
             log.error("%s", exc)
             return
         if outcome == "started":
-            log.info("nginx started (it was not running)")
+            log.info("%s started (it was not running)", proxy.name)
         elif outcome == "reloaded":
-            log.info("nginx reloaded: it may not have run the installed config")
+            log.info("%s reloaded: it may not have run the installed config", proxy.name)
 
     def _sync_watches(self) -> None:
         wanted = {k: q for g in self.groups for s in g.slots for k, q in s.queries.items()}

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures_consul",
     "tests.fixtures_etcd",
     "tests.fixtures_nginx",
+    "tests.fixtures_haproxy",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

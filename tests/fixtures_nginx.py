@@ -100,11 +100,17 @@ class Backend:
         self.server.server_close()
 
 
-def start_backend(name: str) -> Backend:
-    """Start a threaded HTTP server on a random 127.0.0.1 port answering ``name``."""
+class _V6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def start_backend(name: str, host: str = "127.0.0.1") -> Backend:
+    """Start a threaded HTTP server on a random port of ``host`` answering ``name``."""
     body = f"{name}\n".encode()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive when the client asks (HAProxy does)
+
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -115,8 +121,10 @@ def start_backend(name: str) -> Backend:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_class = _V6Server if ":" in host else ThreadingHTTPServer
+    server = server_class((host, 0), Handler)
     server.daemon_threads = True
+    server.handle_error = lambda request, address: None  # type: ignore[method-assign]
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return Backend(name, server)
 

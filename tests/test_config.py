@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -309,4 +310,36 @@ def test_consul_connection_budget_stays_under_the_agents_limit(src: Path) -> Non
     assert load([]).catalog.consul.max_connections == 64
     conf = write(src / "c.hcl", "consul {\n  max_connections = 250\n}\n")
     with pytest.raises(ConfigError, match=r"consul.max_connections: 250 is outside 8-190"):
+        load(["-config", conf])
+
+
+def test_haproxy_block(src: Path) -> None:
+    conf = write(src / "a.hcl", """
+proxy = "haproxy"
+haproxy {
+  binary         = "/usr/sbin/haproxy"
+  config         = ["/etc/haproxy/base.cfg", "/etc/haproxy/conf.d"]
+  master_socket  = "/run/haproxy-master.sock"
+  admin_socket   = "/run/haproxy/admin.sock"
+  pid_file       = "/run/haproxy.pid"
+  reload_timeout = "20s"
+  runtime_api    = false
+}
+""")
+    config = load(["-config", conf])
+    assert config.proxy == "haproxy"
+    assert config.haproxy.config == ("/etc/haproxy/base.cfg", "/etc/haproxy/conf.d")
+    assert config.haproxy.admin_socket == "/run/haproxy/admin.sock"
+    assert config.haproxy.reload_timeout == 20.0
+    assert config.haproxy.runtime_api is False
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('haproxy { config = [] }', "haproxy.config: at least one config file"),
+    ('haproxy { master_socket = "" }', "haproxy.master_socket: required"),
+    ('haproxy { sockets = "x" }', "haproxy.sockets: unknown key"),
+])
+def test_haproxy_block_errors(src: Path, body: str, message: str) -> None:
+    conf = write(src / "a.hcl", body + "\n")
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load(["-config", conf])

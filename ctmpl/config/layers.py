@@ -15,6 +15,7 @@ from ctmpl.config.model import (
     Config,
     ConsulConfig,
     EtcdConfig,
+    HaproxyConfig,
     NginxConfig,
     Retry,
     TemplateConfig,
@@ -123,6 +124,7 @@ def finalize(
         missing_dependency_warn=raw.get("missing_dependency_warn", 30.0),
         proxy=raw.get("proxy", "none"),
         nginx=NginxConfig(**raw.get("nginx", {})),
+        haproxy=_haproxy(raw.get("haproxy", {})),
         vars=vars_,
         config_paths=tuple(config_paths),
         ignored_keys=tuple(ignored),
@@ -187,6 +189,15 @@ def parse_etcd_url(url: str) -> dict[str, Any]:
     if not endpoints:
         raise ConfigError(f"catalog {url!r}: expected etcd://host:port[,host:port]/prefix")
     return {"endpoints": endpoints, "prefix": prefix.strip("/")}
+
+
+def _haproxy(raw: Mapping[str, Any]) -> HaproxyConfig:
+    cfg = HaproxyConfig(**raw)
+    if not cfg.config:
+        raise ConfigError("haproxy.config: at least one config file is required")
+    if not cfg.master_socket:
+        raise ConfigError("haproxy.master_socket: required (ctmpl reloads through the master CLI)")
+    return cfg
 
 
 def _tls(raw: Mapping[str, Any]) -> TLS:

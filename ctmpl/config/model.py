@@ -12,7 +12,7 @@ from typing import Literal
 
 LogFormat = Literal["text", "json"]
 CatalogKind = Literal["file", "consul", "etcd"]
-ProxyKind = Literal["none", "nginx"]
+ProxyKind = Literal["none", "nginx", "haproxy"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,19 @@ class NginxConfig:
 
 
 @dataclass(frozen=True)
+class HaproxyConfig:
+    """Built-in HAProxy control: binary, config files, master CLI and runtime API sockets."""
+
+    binary: str = "haproxy"
+    config: tuple[str, ...] = ("/etc/haproxy/haproxy.cfg",)  # every -f, in order
+    master_socket: str = "/run/haproxy-master.sock"  # -S: reload and show proc go here
+    admin_socket: str = ""  # stats socket (level admin); "" = the runtime API via the master CLI
+    pid_file: str = "/run/haproxy.pid"
+    reload_timeout: float = 10.0
+    runtime_api: bool = True  # apply server-only changes without a reload
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole finalized configuration."""
 
@@ -155,6 +168,7 @@ class Config:
     missing_dependency_warn: float = 30.0
     proxy: ProxyKind = "none"
     nginx: NginxConfig = NginxConfig()
+    haproxy: HaproxyConfig = HaproxyConfig()
     vars: Mapping[str, str] = field(default_factory=dict)
     config_paths: tuple[str, ...] = ()
     ignored_keys: tuple[str, ...] = ()  # warnings for consul-template keys ctmpl ignores

@@ -210,6 +210,15 @@ REGISTER_SCHEMA: Schema = {  # ``ctmpl register`` (ctmpl.register.settings)
     "format": one_of("auto", "addr", "json"),
     "once": as_bool,
 }
+HAPROXY_SCHEMA: Schema = {
+    "binary": as_str,
+    "config": as_str_list,
+    "master_socket": as_str,
+    "admin_socket": as_str,
+    "pid_file": as_str,
+    "reload_timeout": duration,
+    "runtime_api": as_bool,
+}
 TOP_SCHEMA: Schema = {
     "consul": CONSUL_SCHEMA,
     "etcd": ETCD_SCHEMA,
@@ -225,8 +234,9 @@ TOP_SCHEMA: Schema = {
     "block_query_wait": duration,
     "command_error_fatal": as_bool,
     "missing_dependency_warn": duration,
-    "proxy": one_of("none", "nginx"),
+    "proxy": one_of("none", "nginx", "haproxy"),
     "nginx": NGINX_SCHEMA,
+    "haproxy": HAPROXY_SCHEMA,
     "vars": as_str_map,
     "default_delimiters": {"left": as_str, "right": as_str},
     "once": as_bool,

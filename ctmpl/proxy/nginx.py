@@ -19,7 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Literal
 
@@ -43,6 +43,8 @@ CLOCK_SLACK = 2.0  # process start times are derived from boot time in whole sec
 
 class NginxController:
     """Validate, reload and start the nginx described by an :class:`NginxConfig`."""
+
+    name = "nginx"
 
     def __init__(self, cfg: NginxConfig) -> None:
         self.cfg = cfg
@@ -89,6 +91,9 @@ class NginxController:
             output = (res.stderr + res.stdout).decode("utf-8", errors="replace")
             raise CheckFailed(f"nginx -t -c {path}: {_summary(output, res.returncode)}")
         log.info("nginx: config %s checked", path)
+
+    def check_staged(self, changes: Mapping[Path, bytes]) -> None:
+        """Nothing before install: nginx -t judges the whole installed config in apply()."""
 
     def master(self) -> psutil.Process | None:
         """The live nginx master named by the pid file, or None (no file, stale, zombie, …)."""
