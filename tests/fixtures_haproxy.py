@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import shutil
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -103,6 +104,15 @@ class HaproxyEnv:
             return parse_show_proc(command(str(self.master_socket), "show proc"))
         except CliError:
             return None
+
+    def wait_proc(self) -> ProcTable:
+        """``show proc``, waiting while the master re-executes itself for a reload."""
+        deadline = time.monotonic() + TIMEOUT
+        while (table := self.show_proc()) is None:
+            if time.monotonic() > deadline:
+                pytest.fail("the HAProxy master CLI does not answer")
+            time.sleep(0.05)
+        return table
 
     def admin(self, cmd: str) -> str:
         """A runtime API command on the admin socket."""

@@ -33,9 +33,7 @@ def started(env: HaproxyEnv, make_backend: MakeBackend, *names: str
 
 
 def table(env: HaproxyEnv) -> ProcTable:
-    proc = env.show_proc()
-    assert proc is not None
-    return proc
+    return env.wait_proc()
 
 
 def test_start_check_failure_names_file_and_line(haproxy_env: HaproxyEnv) -> None:

@@ -68,11 +68,20 @@ class HaproxyController:
                 raise CheckFailed(f"{text} (in the new render; not installed)") from None
 
     def master(self) -> ProcTable | None:
-        """``show proc`` from the master CLI; None when no master answers."""
-        try:
-            return parse_show_proc(command(self.cfg.master_socket, "show proc"))
-        except CliError:
-            return None
+        """``show proc`` from the master CLI; None when no master answers.
+
+        A master re-executing itself for a reload does not answer for a moment: while the
+        pid file names a live HAProxy process, keep asking (up to ``reload_timeout``).
+        """
+        deadline = time.monotonic() + self.cfg.reload_timeout
+        while True:
+            try:
+                return parse_show_proc(command(self.cfg.master_socket, "show proc"))
+            except CliError:
+                if time.monotonic() >= deadline or not procs.pid_alive(
+                        self.cfg.pid_file, self.cfg.binary):
+                    return None
+            time.sleep(POLL)
 
     # -- public API ----------------------------------------------------------------------
 

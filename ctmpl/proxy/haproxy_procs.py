@@ -25,7 +25,7 @@ import psutil
 
 from ctmpl.config.model import HaproxyConfig
 from ctmpl.errors import CheckFailed, ProxyError
-from ctmpl.proxy.nginx_procs import wait_gone
+from ctmpl.proxy.nginx_procs import read_pid, wait_gone
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +119,28 @@ def _ours(proc: psutil.Process, exe: str, socket_path: str) -> bool:
     return any(a == socket_path or a.startswith(f"{socket_path},") for a in args)
 
 
+def _exe(binary: str) -> str | None:
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/local/sbin")
+    return os.path.realpath(found) if found else None
+
+
+def pid_alive(pid_file: str, binary: str) -> bool:
+    """True when the pid file names a live, non-zombie process running ``binary``."""
+    pid, exe = read_pid(pid_file), _exe(binary)
+    if pid is None or exe is None:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and os.path.realpath(proc.exe()) == exe
+    except (psutil.Error, OSError):
+        return False
+
+
 def leftovers(binary: str, socket_path: str) -> list[psutil.Process]:
     """HAProxy processes started with this master socket (a dead master's workers)."""
-    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/local/sbin")
-    if found is None:
+    exe = _exe(binary)
+    if exe is None:
         return []
-    exe = os.path.realpath(found)
     return [p for p in psutil.process_iter() if _ours(p, exe, socket_path)]
 
 
