@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from ctmpl.errors import ConfigError, UsageError
 from ctmpl.register.etcd_registry import registration_key, registration_value
-from ctmpl.register.settings import load_register_config
+from ctmpl.register.settings import REGISTER_FLAGS, load_register_config
 from ctmpl.register.spec import CheckSpec, parse_check, parse_status_range, split_address
 from ctmpl.sources.etcd_entries import EntryParser
 from tests.foundation_util import load
@@ -164,3 +165,16 @@ def test_the_same_value_from_a_file_is_a_config_error(tmp_path: Path) -> None:
         load_register_config([*ETCD, "-config", str(hcl)], {})
     with pytest.raises(UsageError, match="-config /nonexistent: no such file"):
         load_register_config([*ETCD, "-config", "/nonexistent"], {})
+
+
+def test_readme_lists_every_register_flag_with_its_key_and_variable() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Registering instances", 1)[1].split("\n## ", 1)[0]
+    for flag in REGISTER_FLAGS:
+        if not flag.path.startswith("register."):
+            continue
+        key = flag.path.removeprefix("register.")
+        rows = [line for line in section.splitlines() if "CTMPL_REGISTER_" in line
+                and re.search(rf"`-{flag.name}[ `]", line.split("|")[1])]
+        assert rows, f"-{flag.name} is missing from the README's register table"
+        assert f"`{key}" in rows[0], f"{key} is missing from -{flag.name}'s row"
