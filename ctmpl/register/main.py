@@ -66,10 +66,6 @@ async def _serve(config: RegisterConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, sidekick.request_stop)
-    if not config.pid_file:
-        return await sidekick.run()
-    from ctmpl.runner import pid_file  # the daemon's: a sidekick without one skips its imports
-
     with pid_file(config.pid_file):
         return await sidekick.run()
 
