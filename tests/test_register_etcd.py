@@ -18,7 +18,9 @@ import pytest
 from tests.conftest import ROOT
 from tests.daemon import Daemon, daemon, render_once, wait_for
 from tests.fixtures_etcd import EtcdServer, free_port
+from tests.fixtures_haproxy import HaproxyEnv
 from tests.fixtures_nginx import Backend, NginxEnv
+from tests.test_daemon_haproxy import setup as haproxy_setup
 
 FAST = ["-interval", "200ms", "-rise", "1", "-fall", "2", "-ttl", "2s", "-log-level", "debug"]
 UPSTREAM = """\
@@ -236,3 +238,21 @@ def test_shipped_nginx_template_renders_what_register_writes(
     text = dest.read_text()
     assert "upstream web {" in text and "server_name web.example.com;" in text
     assert f"    server 127.0.0.1:{tcp_backend.port} " in text and "weight=5;" in text
+
+
+def test_health_drives_haproxy_through_etcd(
+    tmp_path: Path, etcd: EtcdServer, haproxy_env: HaproxyEnv,
+    make_backend: Callable[[str], Backend],
+) -> None:
+    a, b = make_backend("a"), make_backend("b")
+    _, args = haproxy_setup(tmp_path, haproxy_env)
+    args[args.index("-catalog") + 1] = f"etcd://{etcd.endpoint}/services"
+    def side(backend: Backend) -> list[str]:
+        return register_args(etcd, backend.port, "-service", "web", "-id", backend.name,
+                             "-check", "http:/")
+    with sidekick(tmp_path, side(a), "a"), sidekick(tmp_path, side(b), "b"), \
+            daemon(args, tmp_path / "ctmpl.log") as ctmpl:
+        wait_for(lambda: haproxy_env.bodies() == {"a", "b"}, what=f"a, b\n{ctmpl.text()}")
+        a.stop()
+        wait_for(lambda: etcd.get("services/web/a") is None, what="a's key removed")
+        haproxy_env.wait_bodies({"b"})
