@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -57,9 +58,8 @@ def run_once(catalog: Path, out: Path) -> tuple[float, float]:
     return elapsed, max(peak, before) / 1024
 
 
-async def rerender(catalog: Path, repeat: int,
-                   source: Path = ROOT / "templates/nginx.conf.j2") -> float:
-    """Median seconds of an in-process render of ``source`` with every query answered."""
+async def prepare(catalog: Path, source: Path) -> Callable[[], object]:
+    """A render of ``source`` over ``catalog`` with every query answered, ready to repeat."""
     cat = FileCatalog(CatalogConfig(kind="file", file_path=str(catalog)))
     tmpl = Template(TemplateConfig(destination="x", source=str(source)))
     brain = Brain()
@@ -71,10 +71,17 @@ async def rerender(catalog: Path, repeat: int,
             if not brain.has(key):
                 data, _ = await query.fetch(0)
                 brain.set(key, data)
+    return lambda: tmpl.render(cat, brain)
+
+
+async def rerender(catalog: Path, repeat: int,
+                   source: Path = ROOT / "templates/nginx.conf.j2") -> float:
+    """Median seconds of an in-process render of ``source`` with every query answered."""
+    render = await prepare(catalog, source)
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        tmpl.render(cat, brain)
+        render()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

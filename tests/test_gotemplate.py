@@ -155,3 +155,24 @@ def test_float_v_round_trips_like_go(number: float) -> None:
         assert "e" in text
     else:
         assert "e" not in text
+
+
+def test_bench_templates_render_the_same_bytes(tmp_path: Path) -> None:
+    """bench/bench_ctmpl.py compares like with like: both templates give the same file."""
+    from tests.daemon import render_once, write_catalog
+
+    root = Path(__file__).resolve().parent.parent / "bench" / "templates"
+    catalog = tmp_path / "catalog.yaml"
+    write_catalog(catalog, {
+        f"svc-{n}": [{"id": f"svc-{n}-{i}", "address": f"10.0.{n}.{i + 1}", "port": 8000 + i,
+                      "tags": ["calico"] if n != 2 else ["other"]} for i in range(2)]
+        for n in range(4)
+    })
+    outputs = []
+    for name in ("upstreams.ctmpl", "upstreams.j2"):
+        dest = tmp_path / f"{name}.out"
+        done = render_once(["-catalog", f"file://{catalog}"], root / name, dest)
+        assert done.returncode == 0, done.stderr
+        outputs.append(dest.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b"upstream svc-") == 3

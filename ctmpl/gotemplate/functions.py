@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from ctmpl.errors import CtmplError
 from ctmpl.gotemplate import structs
-from ctmpl.gotemplate.execute import GoError, GoFunc
+from ctmpl.gotemplate.evaluate import GoError, GoFunc
 from ctmpl.gotemplate.gofmt import quote
 from ctmpl.gotemplate.values import GoList, NilPtr, str_list
 from ctmpl.model import STATUSES
@@ -34,6 +35,7 @@ _NODE_RE = re.compile(rf"\A(?P<name>(?:{_W}|[.\-])+)(?:@(?P<dc>(?:{_W}|[.\-])+))
 _HEALTH = (*STATUSES, "any")
 
 
+@lru_cache(maxsize=4096)
 def service_spec(text: str) -> ServiceSpec:
     """Parse ``[tag.]name[@dc][~near][|filter,…]`` as consul-template's health.service."""
     match = _SERVICE_RE.match(text)
@@ -55,18 +57,43 @@ def service_spec(text: str) -> ServiceSpec:
                        near=match["near"] or "", statuses=statuses)
 
 
+class ViewCache:
+    """Go views of catalog data, reused while the brain still holds the same data object.
+
+    Views are immutable (templates cannot change them), so a re-render after one service
+    changed converts only that service's data. Entries not used by a render are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._old: dict[tuple[int, str], tuple[Any, GoList]] = {}
+        self._new: dict[tuple[int, str], tuple[Any, GoList]] = {}
+
+    def get(self, kind: str, data: Any, build: Callable[[Any], GoList]) -> GoList:
+        """The view of ``data`` built by ``build`` (cached by identity)."""
+        key = (id(data), kind)
+        hit = self._new.get(key) or self._old.get(key)
+        if hit is None or hit[0] is not data:
+            hit = (data, build(data))
+        self._new[key] = hit
+        return hit[1]
+
+    def rotate(self) -> None:
+        """End of a render: keep only what it used."""
+        self._old, self._new = self._new, {}
+
+
 class CatalogFunctions:
     """The data functions of one render, bound to its dependency recorder."""
 
-    def __init__(self, data: DataFunctions, env: Mapping[str, str]) -> None:
+    def __init__(self, data: DataFunctions, env: Mapping[str, str],
+                 views: ViewCache | None = None) -> None:
         self.data = data
         self.catalog = data.catalog
         self.env_overrides = env
+        self.views = views or ViewCache()
 
     def _consul(self, func: str) -> Any:
-        from ctmpl.sources.consul import ConsulCatalog
-
-        if not isinstance(self.catalog, ConsulCatalog):
+        if self.catalog.name != "consul":
             raise GoError(f"{func}: not available with the {self.catalog.name} catalog")
         return self.catalog
 
@@ -85,17 +112,18 @@ class CatalogFunctions:
             return structs.health_list(())
         spec = service_spec("|".join(args))
         query = self._guard(self.catalog.service, spec)
-        return structs.health_list(self.data.use(query, ()))
+        return self.views.get("service", self.data.use(query, ()), structs.health_list)
 
     def services(self, *args: str) -> GoList:
         if "".join(args):
             raise GoError("catalog.services: datacenter and near arguments are not supported")
-        return structs.services_list(self.data.use(self.catalog.services(), ()))
+        data = self.data.use(self.catalog.services(), ())
+        return self.views.get("services", data, structs.services_list)
 
     def nodes(self, *args: str) -> GoList:
         if "".join(args):
             raise GoError("catalog.nodes: datacenter and near arguments are not supported")
-        return structs.nodes_list(self.data.use(self.catalog.nodes(), ()))
+        return self.views.get("nodes", self.data.use(self.catalog.nodes(), ()), structs.nodes_list)
 
     def node(self, *args: str) -> Any:
         from ctmpl.sources.consul_nodes import node_query
@@ -161,14 +189,12 @@ class CatalogFunctions:
     def ls(self, text: str) -> GoList:
         if not text:
             return structs.pairs_list(())
-        pairs = self._pairs("kv.list", text)
-        return structs.pairs_list(p for p in pairs if p.Key and "/" not in p.Key)
+        return self.views.get("ls", self._pairs("kv.list", text), _direct_children)
 
     def tree(self, text: str) -> GoList:
         if not text:
             return structs.pairs_list(())
-        pairs = self._pairs("kv.list", text)
-        return structs.pairs_list(p for p in pairs if p.Key and not p.Key.endswith("/"))
+        return self.views.get("tree", self._pairs("kv.list", text), _all_keys)
 
     # -- process ---------------------------------------------------------------------
 
@@ -201,6 +227,14 @@ class CatalogFunctions:
             "byKey": GoFunc(structs.by_key, ("[]*dependency.KeyPair",)),
             "explode": GoFunc(structs.explode, ("[]*dependency.KeyPair",)),
         }
+
+
+def _direct_children(pairs: Any) -> GoList:
+    return structs.pairs_list(p for p in pairs if p.Key and "/" not in p.Key)
+
+
+def _all_keys(pairs: Any) -> GoList:
+    return structs.pairs_list(p for p in pairs if p.Key and not p.Key.endswith("/"))
 
 
 # Names the parser must accept (the data functions are bound per render).

@@ -10,8 +10,10 @@ representation with an exponent from 1e+21 up or below 1e-4 (``1e+06``, ``2``), 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from ctmpl.gotemplate.values import GoStruct, Uint64, is_nilable_nil, kind, type_name
@@ -50,8 +52,46 @@ def sprintln(args: Sequence[Any]) -> str:
     return " ".join(format_arg(a, "v", _PLAIN) for a in args) + "\n"
 
 
+_SIMPLE_VERB = re.compile(r"%([sdv%])")
+
+
+@lru_cache(maxsize=1024)
+def _simple_format(template: str) -> tuple[str, ...] | None:
+    """Chunks of a format using only bare %s, %d, %v and %% (odd items: verbs), else None."""
+    parts = _SIMPLE_VERB.split(template)
+    if "%" in "".join(parts[::2]):
+        return None
+    return tuple(parts)
+
+
+def _simple_sprintf(parts: tuple[str, ...], args: Sequence[Any]) -> str | None:
+    out, n = [], 0
+    for i, part in enumerate(parts):
+        if not i % 2:
+            out.append(part)
+        elif part == "%":
+            out.append("%")
+        elif n >= len(args):
+            return None
+        else:
+            arg, kind = args[n], type(args[n])
+            n += 1
+            if kind is str and part != "d":
+                out.append(arg)
+            elif kind is int and part != "s":
+                out.append(str(arg))
+            else:
+                return None
+    return "".join(out) if n == len(args) else None
+
+
 def sprintf(template: str, args: Sequence[Any]) -> str:
     """fmt.Sprintf."""
+    parts = _simple_format(template)
+    if parts is not None:
+        text = _simple_sprintf(parts, args)
+        if text is not None:
+            return text
     out: list[str] = []
     cursor = _Cursor(template, args)
     end = len(template)

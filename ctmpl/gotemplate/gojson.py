@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ctmpl.gotemplate.execute import GoError
+from ctmpl.gotemplate.evaluate import GoError
 from ctmpl.gotemplate.gofmt import go_float
 from ctmpl.gotemplate.values import GoStruct, is_nilable_nil
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ctmpl.gotemplate.execute import GoError
+from ctmpl.gotemplate.evaluate import GoError
 from ctmpl.gotemplate.gofmt import go_float
 from ctmpl.gotemplate.values import GoStruct, is_nilable_nil
 

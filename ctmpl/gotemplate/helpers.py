@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ctmpl.gotemplate.execute import GoError, GoFunc
+from ctmpl.gotemplate.evaluate import GoError, GoFunc
 from ctmpl.gotemplate.gojson import go_json
 from ctmpl.gotemplate.gotoml import go_toml, go_yaml
 from ctmpl.gotemplate.values import (
@@ -135,6 +135,10 @@ def in_(items: Any, value: Any) -> bool:
     """in: ``value`` is an element of the list (same type) or a substring of the string."""
     if isinstance(items, list | tuple):
         for item in items:
+            if type(item) is str and type(value) is str:
+                if item == value:
+                    return True
+                continue
             if isinstance(item, list | tuple | Mapping):
                 raise GoError(f"in: {item!r} ({type_name(item)}) is not a scalar")
             if kind(item) == kind(value) and type_name(item) == type_name(value) \

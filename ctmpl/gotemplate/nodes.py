@@ -172,10 +172,21 @@ class PipeNode(Node):
 
 @dataclass(eq=False)
 class ActionNode(Node):
-    """``{{pipeline}}``"""
+    """``{{pipeline}}``; ``fields`` is set for the common ``{{ .A.B }}`` (a fast path)."""
 
     line: int
     pipe: PipeNode
+    fields: tuple[str, ...] | None = None
+    variable: str | None = None  # set for ``{{ $x }}``
+
+    def __post_init__(self) -> None:
+        pipe = self.pipe
+        if not pipe.decl and len(pipe.cmds) == 1 and len(pipe.cmds[0].args) == 1:
+            arg = pipe.cmds[0].args[0]
+            if type(arg) is FieldNode:
+                self.fields = tuple(arg.idents)
+            elif type(arg) is VariableNode and len(arg.idents) == 1:
+                self.variable = arg.idents[0]
 
     def __str__(self) -> str:
         return "{{" + str(self.pipe) + "}}"

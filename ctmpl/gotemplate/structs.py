@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ctmpl.gotemplate.execute import GoError, GoFunc
+from ctmpl.gotemplate.evaluate import GoError, GoFunc
 from ctmpl.gotemplate.values import (
     MISSING,
     NIL,
@@ -24,8 +24,14 @@ from ctmpl.gotemplate.values import (
 from ctmpl.model import Check, Instance, KVPair, Node, NodeService, NodeServices, ServiceSummary
 
 
+class ServiceTags(GoList):
+    """dependency.ServiceTags: a named []string."""
+
+    go_type = "dependency.ServiceTags"
+
+
 def _tags(tags: Any) -> GoList:
-    return GoList.of("dependency.ServiceTags", tags)
+    return ServiceTags(tags)
 
 
 class HealthCheck(GoStruct):
@@ -40,26 +46,50 @@ class HealthCheck(GoStruct):
             setattr(self, name, getattr(check, name))
 
 
+def _from_instance(name: str) -> property:
+    return property(lambda self: getattr(self._inst, name), doc=f"The instance's {name}.")
+
+
 class HealthService(GoStruct):
-    """dependency.HealthService: one entry of ``service``."""
+    """dependency.HealthService: one entry of ``service``, a view of a ctmpl Instance."""
 
     go_type = "*dependency.HealthService"
     go_fields = ("Node", "NodeID", "NodeAddress", "NodeTaggedAddresses", "NodeMeta",
                  "Address", "ID", "Name", "Tags", "Checks", "Status", "Port")
+    __slots__ = ("_inst",)
 
     def __init__(self, inst: Instance) -> None:
-        self.Node = inst.Node
-        self.NodeID = inst.NodeID
-        self.NodeAddress = inst.NodeAddress
-        self.NodeTaggedAddresses = StrMap(inst.NodeTaggedAddresses)
-        self.NodeMeta = StrMap(inst.NodeMeta)
-        self.Address = inst.Address
-        self.ID = inst.ID
-        self.Name = inst.Name
-        self.Tags = _tags(inst.TagList if inst.TagList is not None else inst.Tags)
-        self.Checks = GoList.of("api.HealthChecks", [HealthCheck(c) for c in inst.Checks])
-        self.Status = inst.Status
-        self.Port = inst.Port
+        self._inst = inst
+
+    Node = _from_instance("Node")
+    NodeID = _from_instance("NodeID")
+    NodeAddress = _from_instance("NodeAddress")
+    Address = _from_instance("Address")
+    ID = _from_instance("ID")
+    Name = _from_instance("Name")
+    Status = _from_instance("Status")
+    Port = _from_instance("Port")
+
+    @property
+    def NodeTaggedAddresses(self) -> StrMap:
+        """The node's tagged addresses."""
+        return StrMap(self._inst.NodeTaggedAddresses)
+
+    @property
+    def NodeMeta(self) -> StrMap:
+        """The node's metadata."""
+        return StrMap(self._inst.NodeMeta)
+
+    @property
+    def Tags(self) -> GoList:
+        """Sorted tags, duplicates kept."""
+        inst = self._inst
+        return ServiceTags(inst.TagList if inst.TagList is not None else inst.Tags)
+
+    @property
+    def Checks(self) -> GoList:
+        """Node-level and service checks."""
+        return GoList.of("api.HealthChecks", [HealthCheck(c) for c in self._inst.Checks])
 
 
 class CatalogSnippet(GoStruct):
@@ -245,7 +275,7 @@ def services_list(data: Any) -> GoList:
 
 def health_list(data: Any) -> GoList:
     """``service`` data as Go values."""
-    return GoList.of("[]*dependency.HealthService", [HealthService(i) for i in data])
+    return GoList.of("[]*dependency.HealthService", map(HealthService, data))
 
 
 def nodes_list(data: Any) -> GoList:

@@ -15,8 +15,9 @@ from ctmpl.brain import Brain
 from ctmpl.config.model import TemplateConfig
 from ctmpl.errors import GoTemplateError
 from ctmpl.gotemplate.builtins import BUILTINS
-from ctmpl.gotemplate.execute import ExecError, GoError, GoFunc, State
-from ctmpl.gotemplate.functions import DATA_NAMES, CatalogFunctions
+from ctmpl.gotemplate.evaluate import ExecError, GoError, GoFunc
+from ctmpl.gotemplate.execute import State
+from ctmpl.gotemplate.functions import DATA_NAMES, CatalogFunctions, ViewCache
 from ctmpl.gotemplate.helpers import HELPERS
 from ctmpl.gotemplate.parser import ParseError, parse
 from ctmpl.gotemplate.structs import Scratch
@@ -40,13 +41,14 @@ class GoTemplate:
                                config.right_delimiter or "}}")
         except ParseError as exc:
             raise GoTemplateError(f"{self.name}: parse: {exc}") from None
+        self._views = ViewCache()
 
     def render(self, catalog: Catalog, brain: Brain) -> tuple[bytes, Dependencies]:
         """Execute once; GoTemplateError names the template, line and column."""
         data = DataFunctions(catalog, brain, self.config.sandbox_path)
         self.last_deps = data.deps
         funcs: dict[str, GoFunc] = {**BUILTINS, **HELPERS}
-        funcs.update(CatalogFunctions(data, consul_environment(catalog)).table())
+        funcs.update(CatalogFunctions(data, consul_environment(catalog), self._views).table())
         for name in self.config.function_denylist:
             funcs[name] = GoFunc(_denied, ("any",), variadic=True)
         scratch = Scratch()
@@ -57,9 +59,12 @@ class GoTemplate:
         try:
             text = state.execute("", MISSING)
         except ExecError as exc:
+            self._views.rotate()
             raise GoTemplateError(f"{self.name}: execute: {exc}") from None
         except RecursionError:
+            self._views.rotate()
             raise GoTemplateError(f"{self.name}: execute: template nesting too deep") from None
+        self._views.rotate()
         return text.encode("utf-8", "surrogateescape"), data.deps
 
 
@@ -83,6 +88,8 @@ def _execute_template(state: State) -> Any:
 
 def consul_environment(catalog: Catalog) -> Mapping[str, str]:
     """What consul-template adds to ``env``: the Consul address and its TLS switches."""
+    if catalog.name != "consul":
+        return {}  # and no import of the Consul client for file and etcd catalogs
     from ctmpl.sources.consul import ConsulCatalog
 
     if not isinstance(catalog, ConsulCatalog):

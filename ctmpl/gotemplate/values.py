@@ -97,9 +97,13 @@ class GoList(tuple[Any, ...]):
     @classmethod
     def of(cls, go_type: str, items: Any = ()) -> GoList:
         """A slice of type ``go_type`` holding ``items``."""
-        value = cls(items)
-        value.go_type = go_type
-        return value
+        sub = _LIST_TYPES.get(go_type)
+        if sub is None:
+            sub = _LIST_TYPES[go_type] = type("GoList", (GoList,), {"go_type": go_type})
+        return sub(items)
+
+
+_LIST_TYPES: dict[str, type[GoList]] = {}
 
 
 class GoMap(dict[Any, Any]):
