@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ctmpl import telemetry
 from ctmpl.brain import Brain
 from ctmpl.check import check_staged, install_checked, rollback
 from ctmpl.commands import Command, run_commands
@@ -83,12 +85,15 @@ class Pipeline:
     def render(self, slot: Slot, now: float) -> bytes | None:
         """Render one slot; None when incomplete. TemplateError propagates."""
         slot.dirty = False
+        started = time.perf_counter()
         try:
             rendered = slot.template.render(self.catalog, self.brain)
         except TemplateError:  # keep watching what it read: fixed data renders again
             slot.queries = slot.template.last_deps.queries
             slot.missing = frozenset(slot.template.last_deps.missing)
             raise
+        telemetry.rendered(slot.template.name, str(slot.destination),
+                           time.perf_counter() - started, rendered.complete)
         slot.queries = rendered.deps.queries
         slot.missing = frozenset(rendered.deps.missing)
         if not rendered.complete:
@@ -115,6 +120,7 @@ class Pipeline:
         if current == content or (current is None and not content
                                    and slot.template.empty_is_absent):
             log.debug("%s: %s unchanged", slot.template.name, dest)
+            telemetry.installed(slot.template.name, str(dest))
             return
         # Rollback copies stay in memory (``previous``); a dest.bak is written only on request.
         options = InstallOptions(
@@ -129,8 +135,12 @@ class Pipeline:
                 changed = await asyncio.to_thread(install, dest, content, options)
         except CtmplError as exc:
             log.error("%s: %s; the last good %s stays live", slot.template.name, exc, dest)
+            _failed(slot, exc)
             result.errors.append(exc)
             return
+        if cfg.check:
+            telemetry.check_ok()
+        telemetry.installed(slot.template.name, str(dest))
         if changed:
             log.info("rendered %s → %s", slot.template.name, dest)
             result.installed.append(slot)
@@ -157,16 +167,21 @@ class Pipeline:
             outcome = await asyncio.to_thread(self.proxy.apply)
         except CheckFailed as exc:
             log.error("%s; rolling back %d file(s)", exc, len(result.installed))
+            telemetry.reloaded("rejected")
             for slot in result.installed:
                 await asyncio.to_thread(rollback, slot.destination, previous.get(slot.destination))
+                _failed(slot, exc)
             result.installed.clear()
             result.errors.append(exc)
             return False
         except ProxyError as exc:
             log.error("%s", exc)
+            telemetry.reloaded("failed")
             result.errors.append(exc)
             result.proxy_failed = True
             return True
+        telemetry.check_ok()
+        telemetry.reloaded(outcome)
         log.info("%s %s", self.proxy.name, outcome)
         result.proxy_applied = True
         return True
@@ -181,6 +196,8 @@ class Pipeline:
             await asyncio.to_thread(self.proxy.check_staged, changes)
         except CtmplError as exc:
             log.error("%s; the last good config stays live", exc)
+            if isinstance(exc, CheckFailed):
+                telemetry.check_failed(str(exc))
             result.errors.append(exc)
             return False
         return True
@@ -197,6 +214,7 @@ class Pipeline:
                 content = self.render(slot, now)
             except CtmplError as exc:
                 log.error("%s; the last good file stays live", exc)
+                _failed(slot, exc)
                 result.errors.append(exc)
                 continue
             if content is None:
@@ -210,3 +228,10 @@ class Pipeline:
             await self.install_slot(slot, content, current, result)
         await self.finish(result, previous)
         return result
+
+
+def _failed(slot: Slot, exc: CtmplError) -> None:
+    """Record a failed render, check or install of ``slot``."""
+    if isinstance(exc, CheckFailed):
+        telemetry.check_failed(str(exc))
+    telemetry.render_failed(slot.template.name, str(slot.destination), str(exc))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ctmpl import tasks
+from ctmpl import tasks, telemetry
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
 from ctmpl.sources.base import Query
@@ -97,6 +97,7 @@ class QueryWatch:
             raise
         except Exception as exc:
             return await self._failed(key, exc)
+        telemetry.watch_ok(key)
         if self._failures:
             log.info("%s: recovered after %d failed attempt(s)", key, self._failures)
             self._failures = 0
@@ -111,6 +112,7 @@ class QueryWatch:
         self._failures += 1
         retry = self._policy.retry
         message = str(exc) if isinstance(exc, SourceError) else f"{key}: {exc!r}"
+        telemetry.watch_error(key, message)
         if self._failures == 1:
             log.warning("%s (retrying; keeping the last good data)", message)
         else:
@@ -141,6 +143,7 @@ class Watcher:
             return
         watch = QueryWatch(query, self._policy, self._emit, self._fail)
         log.debug("watching %s", query.key)
+        telemetry.watch_added(query.key)
         self._tasks[query.key] = tasks.spawn(watch.run(), name=f"watch {query.key}")
 
     def remove(self, keys: set[str]) -> None:
@@ -149,11 +152,14 @@ class Watcher:
             task = self._tasks.pop(key, None)
             if task is not None:
                 log.debug("stopped watching %s", key)
+                telemetry.watch_removed(key)
                 task.cancel()
 
     async def aclose(self) -> None:
         """Cancel every watch and wait for them to end."""
         tasks = list(self._tasks.values())
+        for key in self._tasks:
+            telemetry.watch_removed(key)
         self._tasks.clear()
         for task in tasks:
             task.cancel()

@@ -29,6 +29,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from ctmpl import telemetry
 from ctmpl.config.model import TLS, ConsulConfig
 from ctmpl.errors import ConfigError, SourceError
 from ctmpl.logs import TRACE
@@ -147,6 +148,7 @@ class AgentHTTP:
         url = URL(self._base + quote(path, safe="/"), encoded=True)
         epoch = self.epoch
         log.log(TRACE, "%s: %s %s %s", key, method, url.path, query)
+        telemetry.consul_request()
         try:
             async with session.request(
                 method,
