@@ -196,6 +196,12 @@ def test_json_single_template_object(src: Path) -> None:
         ('vault {\n  address = "https://vault:8200"\n}\nvalut {\n}\n', r"valut: unknown key"),
         ('consul {\n  transport {\n  }\n  namespce = "x"\n}\n', r"consul\.namespce: unknown key"),
         ('template = "x"\n', r"template\[0\]: expected a block"),
+        ('exec {\n  kill_signal = "SIGNOPE"\n}\n', r"exec\.kill_signal: unknown signal"),
+        ('exec {\n  comand = "x"\n}\n', r"exec\.comand: unknown key"),
+        ('exec {\n  command = "nginx -g \'daemon off;"\n}\n', r"exec\.command: No closing"),
+        ('exec {\n  env {\n    custom = ["NOEQUALS"]\n  }\n}\n',
+         r"exec\.env\.custom: 'NOEQUALS' is not KEY=VALUE"),
+        ('status_addr = "9080"\n', r"status_addr: '9080' is not host:port"),
         ('log_level = \n', r"invalid HCL"),
     ],
 )
@@ -343,3 +349,32 @@ def test_haproxy_block_errors(src: Path, body: str, message: str) -> None:
     conf = write(src / "a.hcl", body + "\n")
     with pytest.raises(ConfigError, match=re.escape(message)):
         load(["-config", conf])
+
+
+def test_exec_block_as_consul_template_writes_it(src: Path) -> None:
+    conf = write(src / "exec.hcl", """
+exec {
+  command = ["nginx", "-g", "daemon off;"]
+  reload_signal = "SIGHUP"
+  kill_signal = "SIGQUIT"
+  kill_timeout = "5s"
+  splay = "1s"
+  env {
+    pristine = false
+    custom = ["A=1"]
+    whitelist = ["PATH"]
+    denylist = ["CONSUL_*"]
+  }
+}
+status_addr = "[::1]:9080"
+""")
+    config = load(["-config", conf])
+    assert config.exec.command == ("nginx", "-g", "daemon off;")
+    assert (config.exec.reload_signal, config.exec.kill_signal) == ("SIGHUP", "SIGQUIT")
+    assert (config.exec.kill_timeout, config.exec.splay) == (5.0, 1.0)
+    assert config.exec.env_custom == ("A=1",)
+    assert (config.exec.env_allow, config.exec.env_deny) == (("PATH",), ("CONSUL_*",))
+    assert config.status_addr == "[::1]:9080"
+    off = write(src / "off.hcl", 'exec {\n  command = "x"\n  enabled = false\n}\n')
+    assert not load(["-config", off]).exec.enabled
+    assert load([]).exec.reload_signal == "" and not load([]).exec.enabled

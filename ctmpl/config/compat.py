@@ -22,7 +22,6 @@ IGNORED: Mapping[str, str] = {
     "log_file": "logs go to stderr, where journald or the container runtime collects them",
     "deduplicate": "de-duplication mode is not supported",
     "dedup": "de-duplication mode is not supported",
-    "exec": "exec mode is not supported; run the proxy under its own supervisor",
     "err_on_failed_lookup": "a failed lookup keeps the last good file instead",
     "dump_signal": "no core-dump signal",
     # consul { }

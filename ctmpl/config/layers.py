@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from ctmpl.config.model import (
     Config,
     ConsulConfig,
     EtcdConfig,
+    ExecConfig,
     HaproxyConfig,
     NginxConfig,
     Retry,
@@ -125,6 +127,8 @@ def finalize(
         proxy=raw.get("proxy", "none"),
         nginx=NginxConfig(**raw.get("nginx", {})),
         haproxy=_haproxy(raw.get("haproxy", {})),
+        exec=_exec(raw.get("exec", {})),
+        status_addr=raw.get("status_addr", ""),
         vars=vars_,
         config_paths=tuple(config_paths),
         ignored_keys=tuple(ignored),
@@ -243,3 +247,22 @@ def _etcd(raw: Mapping[str, Any]) -> EtcdConfig:
     if "prefix" in fields:
         fields["prefix"] = fields["prefix"].strip("/")
     return EtcdConfig(**fields)
+
+
+def _exec(raw: Mapping[str, Any]) -> ExecConfig:
+    """The ``exec { }`` block: the command split like a shell would, never run by one."""
+    command = tuple(shlex.split(raw.get("command", "")))  # checked by the schema
+    if raw.get("enabled") is False:
+        command = ()
+    env = raw.get("env", {})
+    return ExecConfig(
+        command=command,
+        reload_signal=raw.get("reload_signal", ""),
+        kill_signal=raw.get("kill_signal", "SIGTERM"),
+        kill_timeout=raw.get("kill_timeout", 30.0),
+        splay=raw.get("splay", 0.0),
+        env_pristine=env.get("pristine", False),
+        env_custom=env.get("custom", ()),
+        env_allow=(*env.get("allowlist", ()), *env.get("whitelist", ())),
+        env_deny=(*env.get("denylist", ()), *env.get("blacklist", ())),
+    )

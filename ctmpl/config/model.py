@@ -151,6 +151,26 @@ class HaproxyConfig:
 
 
 @dataclass(frozen=True)
+class ExecConfig:
+    """Exec mode: one child process started after the first complete render."""
+
+    command: tuple[str, ...] = ()  # argv, not a shell line (as consul-template)
+    reload_signal: str = ""  # "": restart the child on a change instead of signalling it
+    kill_signal: str = "SIGTERM"
+    kill_timeout: float = 30.0  # then SIGKILL
+    splay: float = 0.0  # random delay up to this before a reload signal or restart
+    env_pristine: bool = False  # start from an empty environment
+    env_custom: tuple[str, ...] = ()  # extra KEY=VALUE entries
+    env_allow: tuple[str, ...] = ()  # glob patterns of variables passed on ((): all)
+    env_deny: tuple[str, ...] = ()  # glob patterns of variables withheld (wins over allow)
+
+    @property
+    def enabled(self) -> bool:
+        """True when a child command is configured."""
+        return bool(self.command)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole finalized configuration."""
 
@@ -169,6 +189,8 @@ class Config:
     proxy: ProxyKind = "none"
     nginx: NginxConfig = NginxConfig()
     haproxy: HaproxyConfig = HaproxyConfig()
+    exec: ExecConfig = ExecConfig()
+    status_addr: str = ""  # host:port of /health and /metrics; "" = off
     vars: Mapping[str, str] = field(default_factory=dict)
     config_paths: tuple[str, ...] = ()
     ignored_keys: tuple[str, ...] = ()  # warnings for consul-template keys ctmpl ignores

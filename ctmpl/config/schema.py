@@ -97,6 +97,39 @@ def as_command(what: str, value: Any) -> str:
     return as_str(what, value)
 
 
+def as_signal_or_none(what: str, value: Any) -> str:
+    """A signal name, or ``""`` for none (consul-template's nil: restart the exec child)."""
+    return "" if value in ("", None) else as_signal(what, value)
+
+
+def as_argv(what: str, value: Any) -> str:
+    """An exec command: a list of arguments, or a string split as a shell would split it."""
+    text = as_command(what, value)
+    try:
+        shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc} in {quote(text)}") from None
+    return text
+
+
+def as_env_list(what: str, value: Any) -> tuple[str, ...]:
+    """``KEY=VALUE`` entries."""
+    entries = as_str_list(what, value)
+    for entry in entries:
+        if "=" not in entry or entry.startswith("="):
+            raise ConfigError(f"{what}: {quote(entry)} is not KEY=VALUE")
+    return entries
+
+
+def as_host_port(what: str, value: Any) -> str:
+    """``host:port`` (``[::1]:9080`` for IPv6); "" = off."""
+    text = as_str(what, value)
+    host, sep, port = text.rpartition(":")
+    if text and (not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535):
+        raise ConfigError(f"{what}: {quote(text)} is not host:port (e.g. 127.0.0.1:9080)")
+    return text
+
+
 def one_of(*choices: str) -> Convert:
     """A string restricted to ``choices``."""
 
@@ -219,6 +252,23 @@ HAPROXY_SCHEMA: Schema = {
     "reload_timeout": duration,
     "runtime_api": as_bool,
 }
+EXEC_ENV_SCHEMA: Schema = {
+    "pristine": as_bool,
+    "custom": as_env_list,
+    "allowlist": as_str_list,
+    "denylist": as_str_list,
+    "whitelist": as_str_list,
+    "blacklist": as_str_list,
+}
+EXEC_SCHEMA: Schema = {
+    "command": as_argv,
+    "enabled": as_bool,
+    "reload_signal": as_signal_or_none,
+    "kill_signal": as_signal,
+    "kill_timeout": duration,
+    "splay": duration,
+    "env": EXEC_ENV_SCHEMA,
+}
 TOP_SCHEMA: Schema = {
     "consul": CONSUL_SCHEMA,
     "etcd": ETCD_SCHEMA,
@@ -237,6 +287,8 @@ TOP_SCHEMA: Schema = {
     "proxy": one_of("none", "nginx", "haproxy"),
     "nginx": NGINX_SCHEMA,
     "haproxy": HAPROXY_SCHEMA,
+    "exec": EXEC_SCHEMA,
+    "status_addr": as_host_port,
     "vars": as_str_map,
     "default_delimiters": {"left": as_str, "right": as_str},
     "once": as_bool,
