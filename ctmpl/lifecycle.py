@@ -17,6 +17,9 @@ from typing import Protocol
 from ctmpl.config.model import Config
 from ctmpl.errors import EXIT_INTERRUPTED
 
+# Signals passed on to an exec child as they are (SIGHUP is passed on after the re-read).
+FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
 
 class Controlled(Protocol):
     """What the signal handlers drive (the runner)."""
@@ -30,9 +33,13 @@ class Controlled(Protocol):
     def request_reload(self) -> None:
         """Reload the configuration at the next turn."""
 
+    def forward_signal(self, sig: signal.Signals) -> None:
+        """Pass ``sig`` on to the exec child."""
+
 
 def install_signals(runner: Controlled) -> None:
-    """SIGTERM/SIGINT stop (a second SIGINT forces it); the reload signal reloads."""
+    """SIGTERM/SIGINT/SIGQUIT stop (a second SIGINT forces it); the reload signal reloads;
+    in exec mode SIGUSR1, SIGUSR2 and SIGWINCH are forwarded to the child."""
     loop = asyncio.get_running_loop()
     for old in runner.installed_signals:
         loop.remove_signal_handler(old)
@@ -41,9 +48,15 @@ def install_signals(runner: Controlled) -> None:
     if kill_sig not in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(kill_sig, runner.request_stop)
     loop.add_signal_handler(signal.SIGTERM, runner.request_stop)
+    loop.add_signal_handler(signal.SIGQUIT, runner.request_stop)  # docker's nginx STOPSIGNAL
     loop.add_signal_handler(signal.SIGINT, runner.request_stop, EXIT_INTERRUPTED)
     loop.add_signal_handler(reload_sig, runner.request_reload)
-    runner.installed_signals = [kill_sig, signal.SIGTERM, signal.SIGINT, reload_sig]
+    runner.installed_signals = [kill_sig, signal.SIGTERM, signal.SIGQUIT, signal.SIGINT,
+                                reload_sig]
+    if runner.config.exec.enabled:
+        for sig in FORWARDED:
+            loop.add_signal_handler(sig, runner.forward_signal, sig)
+            runner.installed_signals.append(sig)
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from pathlib import Path
 from ctmpl import logs, tasks
 from ctmpl.brain import Brain
 from ctmpl.config.model import Config
+from ctmpl.daemon_services import DaemonServices
 from ctmpl.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -99,6 +100,7 @@ class Runner:
         self._starting = True  # until every template has rendered completely once
         self.installed_signals: list[signal.Signals] = []
         self.exit_code = EXIT_OK
+        self.ops = DaemonServices(self.config, self._wake.set)
 
     # -- event sources -------------------------------------------------------------------
 
@@ -133,6 +135,10 @@ class Runner:
         self._stop = EXIT_OK
         self._wake.set()
 
+    def forward_signal(self, sig: signal.Signals) -> None:
+        """Pass a received signal on to the exec child (exec mode)."""
+        self.ops.forward(sig)
+
     def request_reload(self) -> None:
         """Re-read config and templates at the next turn (SIGHUP)."""
         self._reload = True
@@ -152,9 +158,12 @@ class Runner:
             self.catalog.start()
         tasks.set_crash_handler(self._on_task_crash)
         try:
+            if not self.config.once:
+                await self.ops.start()
             return await self._loop()
         finally:
             tasks.set_crash_handler(None)
+            await self.ops.stop()
             await self.watcher.aclose()
             await self.catalog.aclose()
 
@@ -175,10 +184,11 @@ class Runner:
         # an nginx it started in the foreground, and what the HAProxy workers run.
         if self.config.proxy == "nginx":
             same = isinstance(previous, NginxController) and previous.cfg == self.config.nginx
-            proxy = previous if same else NginxController(self.config.nginx)
+            proxy = previous if same else self.ops.nginx(self.config.nginx)
         elif self.config.proxy == "haproxy":
             same = isinstance(previous, HaproxyController) and previous.cfg == self.config.haproxy
             proxy = previous if same else HaproxyController(self.config.haproxy)
+        self.ops.proxy = proxy
         return Pipeline(self.catalog, self.brain, dry=self.config.dry, proxy=proxy)
 
     async def _loop(self) -> int:
@@ -188,8 +198,12 @@ class Runner:
             if self._failure is not None:
                 log.error("%s", self._failure)
                 return self._failure.exit_code
+            if self.ops.exit_code is not None:
+                return self.ops.exit_code
             if self._reload:
+                await self.ops.reloading()
                 await self._apply_reload()
+                await self.ops.reloaded()
             code = await self._turn()
             if code is not None:
                 return code
@@ -208,6 +222,7 @@ class Runner:
                 if result.proxy_applied or result.proxy_failed:
                     # A failed reload leaves the proxy's config unknown: reconcile again.
                     self._reconciled = result.proxy_applied
+                self.ops.after_pass(len(result.installed))
                 group.fired = group.fired or all(s.complete_once for s in group.slots)
         self._sync_watches()
         self._warn_missing(now)
@@ -254,9 +269,20 @@ class Runner:
                     self._wake.set()
 
     async def _ensure_proxy(self) -> None:
+        """After every template rendered: reconcile the proxy, then start the exec child."""
+        if self.config.dry:
+            return
+        await self._reconcile()
+        if not self.ops.ready:
+            try:
+                await self.ops.first_render()  # exec child, READY=1
+            except CtmplError as exc:
+                self._failure = exc
+
+    async def _reconcile(self) -> None:
         """Once at startup and after a failed reload: the proxy must run what is installed."""
         proxy = self.pipeline.proxy
-        if proxy is None or self._reconciled or self.config.dry:
+        if proxy is None or self._reconciled:
             return
         self._reconciled = True
         files = [s.destination for g in self.groups for s in g.slots]

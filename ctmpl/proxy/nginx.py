@@ -31,7 +31,7 @@ from ctmpl.proxy import nginx_procs as procs
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["reloaded", "started"]
+Outcome = Literal["reloaded", "started", "checked"]
 Reconciled = Literal["reloaded", "started", "current"]
 
 CHECK_TIMEOUT = 60.0  # nginx -t resolves upstream host names: allow slow DNS
