@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need, then lint, type-check and run the test suite.
 #   - a virtual environment in .venv with ctmpl and its test dependencies;
-#   - Debian's etcd-server, nginx-light and haproxy when missing (needs root or sudo);
+#   - Debian's etcd-server, nginx-light, haproxy and systemd (for systemd-analyze) when
+#     missing (needs root or sudo);
 #   - then: ruff check, mypy --strict on the package, pytest.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k consul -x
 set -euo pipefail
@@ -11,6 +12,8 @@ need=()
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+# systemd-analyze verifies the shipped unit (contrib/systemd/ctmpl.service).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
