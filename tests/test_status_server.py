@@ -80,7 +80,8 @@ def test_health_and_metrics_of_a_healthy_daemon(tmp_path: Path) -> None:
     port = free_port()
     with daemon(file_args(tmp_path, port), tmp_path / "log") as proc:
         wait_for(lambda: try_get(port, "/health"), what=f"status server\n{proc.text()}")
-        wait_for(lambda: health(port)[1]["templates"], what="a template in /health")
+        wait_for(lambda: [t["state"] for t in health(port)[1]["templates"].values()]
+                 == ["rendered"], what="the template rendered in /health")
         status, doc = health(port)
         assert status == 200, doc
         assert doc["status"] == "ok"
