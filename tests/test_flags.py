@@ -55,6 +55,10 @@ CASES: dict[str, tuple[str, Get, Any]] = {
     "exec-kill-signal": ("SIGQUIT", lambda c: c.exec.kill_signal, "SIGQUIT"),
     "exec-kill-timeout": ("5s", lambda c: c.exec.kill_timeout, 5.0),
     "exec-splay": ("250ms", lambda c: c.exec.splay, 0.25),
+    "exec-env-pristine": ("true", lambda c: c.exec.env_pristine, True),
+    "exec-env-custom": ("A=1", lambda c: c.exec.env_custom, ("A=1",)),
+    "exec-env-allowlist": ("PATH", lambda c: c.exec.env_allow, ("PATH",)),
+    "exec-env-denylist": ("CONSUL_*", lambda c: c.exec.env_deny, ("CONSUL_*",)),
     "status-addr": ("127.0.0.1:9080", lambda c: c.status_addr, "127.0.0.1:9080"),
     "consul-addr": ("10.1.1.1:8500", lambda c: c.catalog.consul.address, "10.1.1.1:8500"),
     "consul-token": ("s3cret", lambda c: c.catalog.consul.token, "s3cret"),
@@ -245,7 +249,7 @@ def test_consul_template_flags_ctmpl_ignores_are_accepted_with_one_warning_each(
         assert sum(w.startswith(f"-{name}: accepted for consul-template") for w in warned) == 1
 
 
-@pytest.mark.parametrize("argv", [["-exec", "/bin/app"], ["-parse-only"]])
+@pytest.mark.parametrize("argv", [["-parse-only"]])
 def test_flags_whose_ignoring_would_change_the_outcome_stay_errors(argv: list[str]) -> None:
     with pytest.raises(UsageError, match="unrecognized arguments"):
         parse_flags(argv)

@@ -43,7 +43,7 @@ _TRANSPORT = "connection tuning is ctmpl's own: -consul-max-connections"
 _LOG = "logs go to stderr, where journald or the container runtime collects them"
 
 # consul-template flag -> (takes a value, why ctmpl ignores it). Flags that would change
-# what ctmpl does if ignored (-exec, -parse-only) are not here: they stay errors.
+# what ctmpl does if ignored (-parse-only) are not here: they stay errors.
 IGNORED_FLAGS: Mapping[str, tuple[bool, str]] = {
     "syslog": (False, _LOG),
     "syslog-facility": (True, _LOG),
