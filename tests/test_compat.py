@@ -208,7 +208,7 @@ def test_shipped_example_config_finalizes(tmp_path: Path) -> None:
 
 
 def test_systemd_unit_command_line_parses() -> None:
-    unit = (ROOT / "examples" / "systemd" / "ctmpl.service").read_text()
+    unit = (ROOT / "contrib" / "systemd" / "ctmpl.service").read_text()
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     argv = exec_start.removeprefix("ExecStart=").split()[1:]
     flags = parse_flags(argv)
