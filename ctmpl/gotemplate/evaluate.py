@@ -77,7 +77,7 @@ def assignable(value: Any, typ: str) -> bool:
 
 
 def _quote(text: str) -> str:
-    from ctmpl.gotemplate.gofmt import quote
+    from ctmpl.gotemplate.fmtvalue import quote
 
     return quote(text)
 

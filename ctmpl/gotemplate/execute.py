@@ -14,7 +14,8 @@ from typing import Any
 
 from ctmpl.gotemplate import nodes as n
 from ctmpl.gotemplate.evaluate import Evaluator, ExecError, GoFunc
-from ctmpl.gotemplate.gofmt import format_mapping_key, go_float, quote, sprint
+from ctmpl.gotemplate.fmtvalue import format_mapping_key, go_float, quote
+from ctmpl.gotemplate.gofmt import sprint
 from ctmpl.gotemplate.values import (
     MISSING,
     NIL,

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from ctmpl.gotemplate.evaluate import GoError
-from ctmpl.gotemplate.gofmt import go_float
+from ctmpl.gotemplate.fmtvalue import go_float
 from ctmpl.gotemplate.values import GoStruct, is_nilable_nil
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")

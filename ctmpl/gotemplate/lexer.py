@@ -46,7 +46,7 @@ class Token:
 
 
 def _go_quote(text: str) -> str:
-    from ctmpl.gotemplate.gofmt import quote
+    from ctmpl.gotemplate.fmtvalue import quote
 
     return quote(text)
 

@@ -230,7 +230,7 @@ class TemplateNode(Node):
     pipe: PipeNode | None
 
     def __str__(self) -> str:
-        from ctmpl.gotemplate.gofmt import quote
+        from ctmpl.gotemplate.fmtvalue import quote
 
         if self.pipe is None:
             return "{{template " + quote(self.name) + "}}"

@@ -19,7 +19,8 @@ from ctmpl.gotemplate.evaluate import ExecError, GoError, GoFunc
 from ctmpl.gotemplate.execute import State
 from ctmpl.gotemplate.functions import DATA_NAMES, CatalogFunctions, ViewCache
 from ctmpl.gotemplate.helpers import HELPERS
-from ctmpl.gotemplate.parser import ParseError, parse
+from ctmpl.gotemplate.parse_pipeline import ParseError
+from ctmpl.gotemplate.parser import parse
 from ctmpl.gotemplate.structs import Scratch
 from ctmpl.gotemplate.values import MISSING, NIL
 from ctmpl.sources.base import Catalog
