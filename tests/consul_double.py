@@ -797,6 +797,10 @@ class ConsulDouble:
                     return st.catalog_node(node_name)
             elif path == "/v1/catalog/datacenters":
                 return _json([DATACENTER])
+            elif path == "/v1/agent/self":
+                agent = st.nodes[st.agent_node]
+                return _json({"Config": {"Datacenter": DATACENTER, "NodeName": agent.name,
+                                         "NodeID": agent.id}})
             elif path == "/v1/status/leader":
                 return _json(f"{self.host}:8300")
             if read is None:

@@ -125,6 +125,10 @@ EXTRA = {
         "web-app-1:service:web-app-1, web-app-2:service:web-app-2, "
         "web-app-3:service:web-app-3, web-app-4:node-health,service:web-app-4, \n",
     ),
+    "local_node": (
+        "{{ with node }}{{ .Node.Node }} {{ .Node.Address }} {{ len .Services }}{{ end }}\n",
+        "consul-dev 127.0.0.1 1\n",
+    ),
     "nil_node_first_pass": (
         '{{ (node "node-a").Node.Address }}',
         # Go reports the last node it evaluated: the argument of node.

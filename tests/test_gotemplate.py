@@ -74,6 +74,8 @@ def error(text: str) -> str:
     ('{{ range $k, $v := explode (tree "x") }}{{ $k }}{{ end }}[{{ byKey (ls "y") }}]',
      "[map[]]"),
     ('{{ containsAll (parseJSON `["a","b"]`) (split "," "a,b,c") }}', "true"),
+    ('{{ range ls "y" }}{{ . }} {{ printf "%v" . }}{{ end }}',
+     "{y/a a 1 0 0 0 0 } &{y/a a 1 0 0 0 0 }"),
     ('{{ toTitle "hello wörld-foo bar_baz" }} {{ toUpper "straße" }}',
      "Hello Wörld-Foo Bar_baz STRAßE"),
     ('{{ indent 2 "a\\n\\nb" }}|{{ trimSpace "  x \\n" }}|{{ replaceAll "" "-" "ab" }}',

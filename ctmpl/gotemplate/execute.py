@@ -161,6 +161,8 @@ class State(Evaluator):
         elif callable(value) and not isinstance(value, GoStruct | GoMap | GoList):
             self.node = node
             raise self.error(f"can't print {node} of type {type_name(value)}")
+        elif isinstance(value, GoStruct):
+            self.out.append(sprint([value])[1:])  # printed through the pointer: {…}, not &{…}
         else:
             self.out.append(sprint([value]))
 

@@ -126,16 +126,18 @@ class CatalogFunctions:
         return self.views.get("nodes", self.data.use(self.catalog.nodes(), ()), structs.nodes_list)
 
     def node(self, *args: str) -> Any:
-        from ctmpl.sources.consul_nodes import node_query
+        from ctmpl.sources.consul_nodes import LocalNodeQuery, node_query
 
         text = "".join(args)
         catalog = self._consul("catalog.node")
         if not text:
-            raise GoError("catalog.node: name the node (the agent's own node is not supported)")
-        match = _NODE_RE.match(text)
-        if not match or match["dc"]:
-            raise GoError(f"catalog.node: invalid format: {quote(text)}")
-        data = self.data.use(node_query(catalog, match["name"]), None)
+            query: Any = LocalNodeQuery(catalog)
+        else:
+            match = _NODE_RE.match(text)
+            if not match or match["dc"]:
+                raise GoError(f"catalog.node: invalid format: {quote(text)}")
+            query = node_query(catalog, match["name"])
+        data = self.data.use(query, None)
         if data is None:
             return NilPtr("*dependency.CatalogNode")
         return structs.CatalogNode(data)

@@ -71,6 +71,27 @@ class DatacentersQuery:
         return tuple(sorted(names)), index + 1
 
 
+@dataclass(eq=False)
+class LocalNodeQuery:
+    """``node`` without a name: the agent's own node (``/v1/agent/self``), then as named."""
+
+    catalog: ConsulCatalog
+    key: str = "catalog.node()"
+    name: str = ""
+
+    async def fetch(self, index: int) -> tuple[object, int]:
+        """The agent's node and its services, blocking like ``node_query``."""
+        if not self.name:
+            answer = await self.catalog.stale_get(self.key, "/v1/agent/self", (), 0, "quick")
+            config = (answer.body or {}).get("Config") or {}
+            name = config.get("NodeName")
+            if not isinstance(name, str) or not is_safe_name(name):
+                log.warning("%s: the agent's node name %r is unusable", self.key, name)
+                return NodeServices(Node=None), max(index, 1)
+            self.name = name
+        return await node_query(self.catalog, self.name).fetch(index)
+
+
 def datacenters_query(catalog: ConsulCatalog) -> DatacentersQuery:
     """``catalog.datacenters``: every known datacenter name, sorted."""
     return DatacentersQuery(catalog)
