@@ -78,8 +78,7 @@ def test_agent_losing_the_service_registers_it_again(
     with daemon(register_args(consul, backend.port), tmp_path / "side.log") as side:
         wait_for(lambda: checks(consul) == [("service:web-1", "passing")], what="registered")
         consul.call("PUT", "/v1/agent/service/deregister/web-1")
-        side.wait_log("registration lost (the agent no longer knows it); "
-                      "registered again as passing")
+        side.wait_log("registered again")  # (a slow answer may have been the first to tell)
         wait_for(lambda: checks(consul) == [("service:web-1", "passing")], what="re-registered")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ class Checker:
         self.spec = spec
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        if spec.kind == "http":
+            importlib.import_module("aiohttp")  # now, not inside the first check's timeout
 
     async def check(self) -> Outcome:
         """Run the check once."""
@@ -65,7 +68,7 @@ class Checker:
         return Outcome(True, "connected")
 
     async def _http(self) -> Outcome:
-        import aiohttp  # only HTTP checks need it
+        import aiohttp  # imported by __init__ already; only HTTP checks need it
 
         if self._session is None:
             # A fresh connection per check: a kept-alive one would hide a dead listener.
