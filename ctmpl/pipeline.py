@@ -22,6 +22,7 @@ from ctmpl.errors import CheckFailed, CtmplError, ProxyError, TemplateError
 from ctmpl.install import InstallOptions, install, read_current
 from ctmpl.proxy.base import ProxyController
 from ctmpl.rollback import rollback_env
+from ctmpl.shrink import ShrinkGuard
 from ctmpl.sources.base import Catalog, Query
 from ctmpl.template.engine import Template
 
@@ -40,6 +41,7 @@ class Slot:
     incomplete_since: float | None = None
     warned_missing: bool = False
     last_dry: bytes | None = None
+    instances: int = 0  # instances the last complete render used (for the shrink guard)
 
     @property
     def destination(self) -> Path:
@@ -67,11 +69,13 @@ class Pipeline:
         *,
         dry: bool = False,
         proxy: ProxyController | None = None,
+        shrink: ShrinkGuard | None = None,
     ) -> None:
         self.catalog = catalog
         self.brain = brain
         self.dry = dry
         self.proxy = proxy
+        self.shrink = shrink
 
     def awaiting(self, slot: Slot) -> bool:
         """True while a query the last render lacked has still not answered.
@@ -103,7 +107,18 @@ class Pipeline:
             return None
         slot.incomplete_since, slot.warned_missing = None, False
         slot.complete_once = True
+        slot.instances = rendered.deps.instances
         return rendered.content
+
+    def admitted(self, slot: Slot, content: bytes, current: bytes | None, now: float) -> bool:
+        """False when the shrink guard holds this render back (the live file stays)."""
+        if self.shrink is None or self.dry:
+            return True
+        name, dest = slot.template.name, slot.destination
+        if content == current:
+            self.shrink.accept(name, dest, slot.instances)
+            return True
+        return self.shrink.admit(name, dest, slot.instances, now, has_file=bool(current))
 
     async def install_slot(
         self, slot: Slot, content: bytes, current: bytes | None, result: PassResult
@@ -220,6 +235,8 @@ class Pipeline:
             if content is None:
                 continue
             current = read_current(slot.destination)
+            if not self.admitted(slot, content, current, now):
+                continue
             previous[slot.destination] = current
             pending.append((slot, content, current))
         if not await self._check_proxy(pending, result):

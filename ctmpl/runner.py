@@ -41,6 +41,7 @@ from ctmpl.lifecycle import install_signals
 from ctmpl.pipeline import PassResult, Pipeline, Slot
 from ctmpl.proxy import HaproxyController, NginxController, ProxyController
 from ctmpl.quiesce import Quiescence
+from ctmpl.shrink import ShrinkGuard
 from ctmpl.sources import open_catalog
 from ctmpl.sources.base import Catalog
 from ctmpl.sources.file import FileCatalog
@@ -99,6 +100,7 @@ class Runner:
         self._reconciled = False  # the proxy is known to run what is installed
         self._starting = True  # until every template has rendered completely once
         self.installed_signals: list[signal.Signals] = []
+        self.shrink = ShrinkGuard(self.config.shrink_guard, self.clock())
         self.exit_code = EXIT_OK
         self.ops = DaemonServices(self.config, self._wake.set)
 
@@ -108,6 +110,7 @@ class Runner:
         if not self.brain.set(key, data):
             return
         now = self.clock()
+        self.shrink.note_change(now)
         for group in self.groups:
             touched = [s for s in group.slots if key in s.queries]
             for slot in touched:
@@ -116,6 +119,10 @@ class Runner:
                 group.quiet.change(now)
             elif touched:
                 group.due = True
+        self._wake.set()
+
+    def _on_reset(self, key: str) -> None:
+        self.shrink.note_reset(key, self.clock())
         self._wake.set()
 
     def _on_fail(self, key: str, exc: BaseException) -> None:
@@ -152,7 +159,7 @@ class Runner:
         if not self.config.dry:
             remove_stale_temp_files(Path(t.destination) for t in self.config.templates)
         self.catalog: Catalog = open_catalog(self.config.catalog)
-        self.watcher = Watcher(self._policy(), self._on_data, self._on_fail)
+        self.watcher = Watcher(self._policy(), self._on_data, self._on_fail, self._on_reset)
         self.pipeline = self._pipeline()
         if isinstance(self.catalog, FileCatalog) and not self.config.once:
             self.catalog.start()
@@ -189,7 +196,9 @@ class Runner:
             same = isinstance(previous, HaproxyController) and previous.cfg == self.config.haproxy
             proxy = previous if same else HaproxyController(self.config.haproxy)
         self.ops.proxy = proxy
-        return Pipeline(self.catalog, self.brain, dry=self.config.dry, proxy=proxy)
+        shrink = None if self.config.once else self.shrink  # -once has no later to wait for
+        return Pipeline(self.catalog, self.brain, dry=self.config.dry, proxy=proxy,
+                        shrink=shrink)
 
     async def _loop(self) -> int:
         while True:
@@ -211,6 +220,7 @@ class Runner:
 
     async def _turn(self) -> int | None:
         now = self.clock()
+        self._recheck_held(now)
         for group in self.groups:
             if group.is_due(now):
                 group.due = False
@@ -315,8 +325,17 @@ class Runner:
                     slot.template.name, now - since, ", ".join(sorted(slot.missing)),
                 )
 
+    def _recheck_held(self, now: float) -> None:
+        """Render held slots again once their grace ended or the catalog settled."""
+        due = self.shrink.due(now)
+        for group in self.groups:
+            for slot in (s for s in group.slots if s.destination in due):
+                slot.dirty, group.due = True, True
+
     def _next_deadline(self) -> float | None:
         times = [t for g in self.groups if (t := g.quiet.fire_at()) is not None]
+        if (held := self.shrink.next_deadline()) is not None:
+            times.append(held)
         times += [
             s.incomplete_since + self.config.missing_dependency_warn
             for g in self.groups
@@ -346,6 +365,7 @@ class Runner:
             log.error("reload: %s; keeping the running configuration", logs.shorten(str(exc)))
             return
         old, self.config, self.groups = self.config, config, groups
+        self.shrink.config = config.shrink_guard
         self._starting = False  # the daemon runs already: a broken template keeps its file
         if (config.log_level, config.log_format) != (old.log_level, old.log_format):
             logs.setup(config.log_level, config.log_format)
@@ -365,6 +385,6 @@ class Runner:
         await self.watcher.aclose()
         await self.catalog.aclose()
         self.catalog, self.brain = catalog, Brain()
-        self.watcher = Watcher(self._policy(), self._on_data, self._on_fail)
+        self.watcher = Watcher(self._policy(), self._on_data, self._on_fail, self._on_reset)
         if isinstance(catalog, FileCatalog) and not self.config.once:
             catalog.start()

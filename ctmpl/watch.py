@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 Emit = Callable[[str, object], None]
 Fail = Callable[[str, BaseException], None]
 Sleep = Callable[[float], Awaitable[None]]
+Reset = Callable[[str], None]  # told the key of a query whose index went backwards
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,10 @@ class QueryWatch:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
+        on_reset: Reset | None = None,
     ) -> None:
         self.query = query
+        self._on_reset = on_reset
         self._policy = policy
         self._emit = emit
         self._fail = fail
@@ -101,6 +104,8 @@ class QueryWatch:
         if self._failures:
             log.info("%s: recovered after %d failed attempt(s)", key, self._failures)
             self._failures = 0
+        if 0 < index < self._index and self._on_reset is not None:
+            self._on_reset(key)  # the registry restarted or lost its state
         self._index = next_index(self._index, index)
         if self._have_data and data == self._last:
             return True
@@ -127,10 +132,13 @@ class QueryWatch:
 class Watcher:
     """Owns one task per query key; adding a known key is a no-op."""
 
-    def __init__(self, policy: WatchPolicy, emit: Emit, fail: Fail) -> None:
+    def __init__(
+        self, policy: WatchPolicy, emit: Emit, fail: Fail, on_reset: Reset | None = None
+    ) -> None:
         self._policy = policy
         self._emit = emit
         self._fail = fail
+        self._on_reset = on_reset
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     def keys(self) -> set[str]:
@@ -141,7 +149,7 @@ class Watcher:
         """Start watching ``query`` unless its key is watched already."""
         if query.key in self._tasks:
             return
-        watch = QueryWatch(query, self._policy, self._emit, self._fail)
+        watch = QueryWatch(query, self._policy, self._emit, self._fail, on_reset=self._on_reset)
         log.debug("watching %s", query.key)
         telemetry.watch_added(query.key)
         self._tasks[query.key] = tasks.spawn(watch.run(), name=f"watch {query.key}")

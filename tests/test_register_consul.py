@@ -43,7 +43,8 @@ def test_ttl_check_follows_health_and_ctmpl_renders_it(
 ) -> None:
     line = f"web-1 127.0.0.1:{backend.port} calico\n"
     with daemon(register_args(consul, backend.port), tmp_path / "side.log") as side, \
-            render_daemons(tmp_path, TEMPLATE, ["-consul-addr", consul.addr]) as start:
+            render_daemons(tmp_path, TEMPLATE,  # the last instance leaves on purpose
+                           ["-consul-addr", consul.addr, "-shrink-guard=false"]) as start:
         ctmpl = start()
         ctmpl.wait_for(line)
         assert checks(consul) == [("service:web-1", "passing")]

@@ -84,7 +84,8 @@ def test_health_drives_nginx_through_etcd(
     a, b = make_backend("a"), make_backend("b")
     template = tmp_path / "upstream.j2"
     template.write_text(UPSTREAM)
-    ctmpl = ["-catalog", f"etcd://{etcd.endpoint}/services", "-wait", "0s",
+    # The last instance leaves on purpose: no shrink guard holding the old config.
+    ctmpl = ["-catalog", f"etcd://{etcd.endpoint}/services", "-wait", "0s", "-shrink-guard=false",
              "-template", f"{template}:{nginx_env.conf_d / 'upstream.conf'}",
              "-proxy", "nginx", "-nginx-conf", str(nginx_env.config),
              "-nginx-pid", str(nginx_env.pid_file)]

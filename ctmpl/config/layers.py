@@ -20,6 +20,7 @@ from ctmpl.config.model import (
     HaproxyConfig,
     NginxConfig,
     Retry,
+    ShrinkGuardConfig,
     TemplateConfig,
     Wait,
 )
@@ -129,6 +130,7 @@ def finalize(
         haproxy=_haproxy(raw.get("haproxy", {})),
         exec=_exec(raw.get("exec", {})),
         status_addr=raw.get("status_addr", ""),
+        shrink_guard=ShrinkGuardConfig(**raw.get("shrink_guard", {})),
         vars=vars_,
         config_paths=tuple(config_paths),
         ignored_keys=tuple(ignored),

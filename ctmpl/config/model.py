@@ -171,6 +171,16 @@ class ExecConfig:
 
 
 @dataclass(frozen=True)
+class ShrinkGuardConfig:
+    """Hold renders that would drop most instances at once (see ``ctmpl.shrink``)."""
+
+    enabled: bool = True
+    max_drop: float = 1.0  # share of instances a render may drop at once; 1.0: all but one
+    grace: float = 120.0  # a drop that persists this long goes live
+    settle: float = 10.0  # after a registry restart, quiet time before drops are trusted
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole finalized configuration."""
 
@@ -191,6 +201,7 @@ class Config:
     haproxy: HaproxyConfig = HaproxyConfig()
     exec: ExecConfig = ExecConfig()
     status_addr: str = ""  # host:port of /health and /metrics; "" = off
+    shrink_guard: ShrinkGuardConfig = ShrinkGuardConfig()
     vars: Mapping[str, str] = field(default_factory=dict)
     config_paths: tuple[str, ...] = ()
     ignored_keys: tuple[str, ...] = ()  # warnings for consul-template keys ctmpl ignores

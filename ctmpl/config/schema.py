@@ -218,6 +218,27 @@ TEMPLATE_SCHEMA: Schema = {
     "vars": as_str_map,
     "syntax": one_of("go", "jinja"),
 }
+
+
+def as_share(what: str, value: Any) -> float:
+    """A share of a whole: ``"50%"``, or a number between 0 and 1."""
+    text = as_str(what, value).strip()
+    try:
+        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 < share <= 1:
+        raise ConfigError(f"{what}: expected a share like 50% (or 0.5), above 0 and at most "
+                          f"100%, got {value!r}")
+    return share
+
+
+SHRINK_GUARD_SCHEMA: Schema = {
+    "enabled": as_bool,
+    "max_drop": as_share,
+    "grace": duration,
+    "settle": duration,
+}
 NGINX_SCHEMA: Schema = {
     "binary": as_str,
     "config": as_str,
@@ -289,6 +310,7 @@ TOP_SCHEMA: Schema = {
     "haproxy": HAPROXY_SCHEMA,
     "exec": EXEC_SCHEMA,
     "status_addr": as_host_port,
+    "shrink_guard": SHRINK_GUARD_SCHEMA,
     "vars": as_str_map,
     "default_delimiters": {"left": as_str, "right": as_str},
     "once": as_bool,

@@ -33,6 +33,7 @@ class Dependencies:
 
     queries: dict[str, Query] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
+    instances: int = 0  # how many instances service() returned (the shrink guard counts)
 
     @property
     def complete(self) -> bool:
@@ -82,7 +83,9 @@ class DataFunctions:
             spec = service_by_name(name, tag, status)
         else:
             spec = parse_service(name, status)
-        return self._data(self._catalog.service(spec), ())
+        instances = self._data(self._catalog.service(spec), ())
+        self.deps.instances += len(instances)
+        return instances
 
     def nodes(self) -> Any:
         """``nodes()``: every node of the catalog."""
