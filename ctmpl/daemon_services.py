@@ -90,8 +90,12 @@ class DaemonServices:
         """SIGHUP arrived: tell systemd a reload is under way."""
         notify.reloading()
 
-    async def reloaded(self) -> None:
+    async def reloaded(self, config: Config) -> None:
         """The config was re-read: pass SIGHUP on to the child (nginx: checked first)."""
+        for what, old, new in (("exec", self.config.exec, config.exec),
+                               ("status_addr", self.config.status_addr, config.status_addr)):
+            if old != new:
+                log.warning("reload: %s changed; restart ctmpl to apply it", what)
         if self.child is not None and self.child.alive():
             if self.proxy is not None:
                 try:

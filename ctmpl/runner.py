@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ctmpl import logs, tasks
+from ctmpl import logs, tasks, telemetry
 from ctmpl.brain import Brain
 from ctmpl.config.model import Config
 from ctmpl.daemon_services import DaemonServices
@@ -212,7 +212,7 @@ class Runner:
             if self._reload:
                 await self.ops.reloading()
                 await self._apply_reload()
-                await self.ops.reloaded()
+                await self.ops.reloaded(self.config)
             code = await self._turn()
             if code is not None:
                 return code
@@ -301,6 +301,8 @@ class Runner:
         except CtmplError as exc:
             log.error("%s", exc)
             return
+        if outcome != "current":
+            telemetry.reloaded(outcome)
         if outcome == "started":
             log.info("%s started (it was not running)", proxy.name)
         elif outcome == "reloaded":

@@ -196,3 +196,29 @@ def test_child_environment_filters() -> None:
     assert child_env(ExecConfig(env_pristine=True, env_custom=("B=x=y",)), environ) == {
         "B": "x=y"}
     assert exit_status(-9) == 137 and exit_status(3) == 3
+
+
+def test_missing_exec_command_exits_127(tmp_path: Path) -> None:
+    _, _, args = child_args(tmp_path)
+    args[args.index("-exec") + 1] = str(tmp_path / "no-such-program")
+    proc = Daemon(args, tmp_path / "log")
+    try:
+        wait_for(lambda: not proc.alive(), what="exit")
+    finally:
+        proc.stop()
+    assert proc.proc.returncode == 127, proc.text()
+    assert f"exec {tmp_path / 'no-such-program'}: cannot start: No such file" in proc.text()
+
+
+def test_sighup_reaches_a_plain_child_after_the_reload(tmp_path: Path) -> None:
+    _, log, args = child_args(tmp_path)
+    script = tmp_path / "child.py"
+    script.write_text(SCRIPT.replace("SIGUSR1, lambda *_: log.write(\"usr1\\n\")",
+                                     "SIGHUP, lambda *_: log.write(\"hup\\n\")"))
+    with daemon(args, tmp_path / "log") as proc:
+        wait_for(lambda: lines(log), what="child start")
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: "hup" in lines(log), what=f"SIGHUP forwarded\n{proc.text()}")
+        proc.signal(signal.SIGUSR2)  # no handler: the child dies of it, ctmpl follows
+        wait_for(lambda: not proc.alive(), what="ctmpl to exit with its child")
+        assert proc.proc.returncode == 128 + signal.SIGUSR2

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import http.client
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon import daemon, wait_for, write_catalog
-from tests.fixtures_nginx import free_port
+from tests.fixtures_nginx import Backend, NginxEnv, free_port
+from tests.test_daemon_nginx import instance, setup
 
 WEB = [{"id": "w1", "address": "127.0.0.1", "port": 8081}]
 TEMPLATE = '{% for i in service("web") %}{{ i.Address }}:{{ i.Port }}\n{% endfor %}'
@@ -157,3 +159,19 @@ def test_taken_address_is_a_config_error(tmp_path: Path) -> None:
             wait_for(lambda: not proc.alive(), what="exit")
             assert proc.proc.returncode == 3
             assert f"status_addr 127.0.0.1:{port}: cannot listen" in proc.text()
+
+
+def test_503_when_nginx_is_down(tmp_path: Path, nginx_env: NginxEnv,
+                                make_backend: Callable[[str], Backend]) -> None:
+    port = free_port()
+    catalog, args = setup(tmp_path, nginx_env, wait="0s")
+    write_catalog(catalog, {"web": [instance(make_backend("a"))]})
+    with daemon([*args, "-status-addr", f"127.0.0.1:{port}"], tmp_path / "log") as proc:
+        nginx_env.wait_body("a\n")
+        wait_for(lambda: health(port)[0] == 200, what=f"healthy\n{proc.text()}")
+        doc = health(port)[1]
+        assert doc["proxy"] == {"kind": "nginx", "state": "up", "pid": nginx_env.master_pid()}
+        assert metrics(port)["ctmpl_reloads_total{outcome=started}"] >= 1
+        nginx_env.stop()
+        wait_for(lambda: health(port)[0] == 503, what="503 once nginx is gone")
+        assert health(port)[1]["proxy"]["state"] == "down"
