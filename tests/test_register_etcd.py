@@ -167,7 +167,10 @@ def test_once_registers_deregisters_and_reads_back_flat(
     assert rendered.returncode == 0, rendered.stderr
     assert dest.read_text() == f"127.0.0.1:{tcp_backend.port}=127.0.0.1:{tcp_backend.port}\n"
 
-    assert run_register(args).returncode == 0  # a second run keeps the same lease alive
+    again = run_register(args)  # a second run keeps the same lease alive
+    assert again.returncode == 0 and "registered already (lease" in again.stderr, again.stderr
+    lease = done.stderr.split("registered (lease ", 1)[1].split(",", 1)[0]
+    assert f"registered already (lease {lease}," in again.stderr
     tcp_backend.stop()
     done = run_register(args)
     assert done.returncode == 10, done.stderr

@@ -90,9 +90,13 @@ class EtcdRegistry:
     async def _refresh_or_write(self, session: Session) -> str | None:
         current = await self._read(session)
         if current is not None and current.value == self._value and current.lease:
-            if await self._keepalive(session, current.lease) > 0:
-                self._lease = current.lease
-                return None
+            ttl = await self._keepalive(session, current.lease)
+            if ttl > 0:
+                adopted, self._lease = self._lease != current.lease, current.lease
+                if not adopted:
+                    return None
+                return f"{self.what}: registered already (lease {current.lease:x}, {ttl}s " \
+                    "left); keeping it alive"
             why = "its lease expired"
         else:
             why = "the key is missing" if current is None else "the key holds another value"
