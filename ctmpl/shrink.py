@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ctmpl import telemetry
 from ctmpl.config.model import ShrinkGuardConfig
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class ShrinkGuard:
         if held is None or (held.before, held.after) != (_value(before), count):
             self._log_hold(template, dest, before, count, reason)
         self._held[dest] = Held(template, str(dest), _value(before), count, since, reason)
+        telemetry.shrink_held(str(dest), telemetry.HeldState(template, _value(before), count,
+                                                             reason))
         return False
 
     def _suspect(
@@ -115,6 +118,7 @@ class ShrinkGuard:
 
     def accept(self, template: str, dest: Path, count: int) -> None:
         """``count`` instances are live at ``dest`` (installed, or already there)."""
+        telemetry.shrink_released(str(dest))
         if self._held.pop(dest, None) is not None:
             log.info("%s: shrink guard released: rendering %d instance(s) to %s",
                      template, count, dest)

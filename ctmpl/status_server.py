@@ -36,6 +36,7 @@ def health_document(proxy: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         "check": {"state": h.check, "error": h.check_error},
         "proxy": proxy,
         "last_reload": {"outcome": h.last_reload, "at": h.last_reload_at},
+        "shrink_guard": {k: vars(v) for k, v in sorted(h.held.items())},
     }
     return (200 if healthy else 503), doc
 

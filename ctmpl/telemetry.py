@@ -47,6 +47,12 @@ class Metrics:
             "ctmpl_watched_queries", "Catalog queries currently watched", registry=reg)
         self.consul_requests = Counter(
             "ctmpl_consul_requests", "HTTP requests sent to the Consul agent", registry=reg)
+        self.shrink_held = Gauge(
+            "ctmpl_shrink_guard_held", "Renders the shrink guard holds back right now",
+            registry=reg)
+        self.shrink_holds = Counter(
+            "ctmpl_shrink_guard_holds", "Renders the shrink guard started holding back",
+            registry=reg)
         self.last_render = Gauge(
             "ctmpl_last_successful_render_timestamp_seconds",
             "Unix time of the last complete render that was installed or already current",
@@ -73,6 +79,17 @@ class TemplateState:
 
 
 @dataclass
+class HeldState:
+    """A render the shrink guard holds back (see ``ctmpl.shrink``)."""
+
+    template: str
+    before: int  # instances live; -1: unknown (first render since startup)
+    after: int  # instances of the held render
+    reason: str  # "drop" or "settling"
+    since: float = field(default_factory=time.time)
+
+
+@dataclass
 class Health:
     """The state ``/health`` reports (the proxy's state is asked for at request time)."""
 
@@ -83,6 +100,7 @@ class Health:
     check_error: str = ""
     last_reload: str = ""
     last_reload_at: float | None = None
+    held: dict[str, HeldState] = field(default_factory=dict)  # by destination
 
 
 METRICS = Metrics()
@@ -178,3 +196,23 @@ def reloaded(outcome: ReloadOutcome | str) -> None:
     """The proxy or exec child was reloaded, started or failed to."""
     METRICS.reloads.labels(outcome).inc()
     HEALTH.last_reload, HEALTH.last_reload_at = outcome, time.time()
+
+
+# -- shrink guard --------------------------------------------------------------------------
+
+
+def shrink_held(destination: str, state: HeldState) -> None:
+    """The shrink guard holds a render for ``destination`` (a new hold, or new numbers)."""
+    old = HEALTH.held.get(destination)
+    if old is None:
+        METRICS.shrink_holds.inc()
+    else:
+        state.since = old.since
+    HEALTH.held[destination] = state
+    METRICS.shrink_held.set(len(HEALTH.held))
+
+
+def shrink_released(destination: str) -> None:
+    """The render for ``destination`` went live (recovered, grace ended, or guard off)."""
+    if HEALTH.held.pop(destination, None) is not None:
+        METRICS.shrink_held.set(len(HEALTH.held))

@@ -175,3 +175,20 @@ def test_503_when_nginx_is_down(tmp_path: Path, nginx_env: NginxEnv,
         nginx_env.stop()
         wait_for(lambda: health(port)[0] == 503, what="503 once nginx is gone")
         assert health(port)[1]["proxy"]["state"] == "down"
+
+
+def test_shrink_guard_holds_are_reported(tmp_path: Path) -> None:
+    port = free_port()
+    with daemon(file_args(tmp_path, port), tmp_path / "log"):
+        wait_for((tmp_path / "out.txt").exists, what="render")
+        assert health(port)[1]["shrink_guard"] == {}
+        write_catalog(tmp_path / "catalog.yaml", {"web": []})
+        held = wait_for(lambda: health(port)[1]["shrink_guard"], what="the hold in /health")
+        (dest, state), = held.items()
+        assert dest == str(tmp_path / "out.txt")
+        assert (state["before"], state["after"], state["reason"]) == (1, 0, "drop")
+        assert metrics(port)["ctmpl_shrink_guard_held"] == 1
+        assert metrics(port)["ctmpl_shrink_guard_holds_total"] == 1
+        write_catalog(tmp_path / "catalog.yaml", {"web": WEB})  # recovered
+        wait_for(lambda: not health(port)[1]["shrink_guard"], what="the release")
+        assert metrics(port)["ctmpl_shrink_guard_held"] == 0
