@@ -11,7 +11,7 @@ import pytest
 
 from ctmpl.config.model import ShrinkGuardConfig
 from ctmpl.shrink import Held, ShrinkGuard
-from tests.daemon import render_daemons, write_catalog
+from tests.daemon import daemon, render_daemons, wait_for, write_catalog
 from tests.fixtures_consul import ConsulFixture
 
 DEST = Path("/etc/nginx/conf.d/up.conf")
@@ -191,3 +191,16 @@ def test_consul_restarting_empty_never_empties_the_file(
         proc.wait_log("shrink guard released")
         assert proc.read() == FULL
         assert recorder.stop() == [FULL], "a smaller config went live"
+
+
+def test_go_templates_are_guarded_too(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    write_catalog(catalog, {"web": WEB})
+    src, dest = tmp_path / "up.ctmpl", tmp_path / "up.conf"
+    src.write_text('{{ range service "web" }}server {{ .Address }}:{{ .Port }};\n{{ end }}')
+    args = ["-catalog", f"file://{catalog}", "-template", f"{src}:{dest}", "-wait", "0s"]
+    with daemon(args, tmp_path / "ctmpl.log") as proc:
+        wait_for(lambda: dest.exists() and dest.read_text() == FULL, what="first render")
+        write_catalog(catalog, {"web": []})
+        proc.wait_log("would drop 3 of 3 instances")
+        assert dest.read_text() == FULL

@@ -112,7 +112,7 @@ class CatalogFunctions:
             return structs.health_list(())
         spec = service_spec("|".join(args))
         query = self._guard(self.catalog.service, spec)
-        return self.views.get("service", self.data.use(query, ()), structs.health_list)
+        return self.views.get("service", self.data.use_instances(query), structs.health_list)
 
     def services(self, *args: str) -> GoList:
         if "".join(args):

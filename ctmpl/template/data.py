@@ -60,6 +60,12 @@ class DataFunctions:
         """Record ``query``; its data, or ``empty`` (and a missing mark) until it arrives."""
         return self._data(query, empty)
 
+    def use_instances(self, query: Query) -> Any:
+        """Like :meth:`use` for a service query; counts the instances for the shrink guard."""
+        instances = self._data(query, ())
+        self.deps.instances += len(instances)
+        return instances
+
     def _data(self, query: Query, empty: Any) -> Any:
         self.deps.queries[query.key] = query
         if self._pin is not None and (value := self._pin(query)) is not UNPINNED:
@@ -83,9 +89,7 @@ class DataFunctions:
             spec = service_by_name(name, tag, status)
         else:
             spec = parse_service(name, status)
-        instances = self._data(self._catalog.service(spec), ())
-        self.deps.instances += len(instances)
-        return instances
+        return self.use_instances(self._catalog.service(spec))
 
     def nodes(self) -> Any:
         """``nodes()``: every node of the catalog."""
