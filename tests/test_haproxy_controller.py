@@ -191,3 +191,15 @@ def test_reconcile_starts_then_trusts_only_provably_current_workers(
     before = table(haproxy_env)
     assert HaproxyController(haproxy_env.cfg).reconcile(files) == "reloaded"
     assert table(haproxy_env).reloads == before.reloads + 1
+
+
+def test_runtime_api_through_the_master_cli_without_admin_socket(
+        haproxy_env: HaproxyEnv, make_backend: MakeBackend) -> None:
+    haproxy_env.cfg = dataclasses.replace(haproxy_env.cfg, admin_socket="")
+    ctl, b = started(haproxy_env, make_backend, "a")
+    c = make_backend("c")
+    first = table(haproxy_env)
+    haproxy_env.set_backends({"web": [f"a 127.0.0.1:{b['a'].port}", f"c 127.0.0.1:{c.port}"]})
+    assert "runtime API" in ctl.apply()
+    assert haproxy_env.bodies() == {"a", "c"}
+    assert table(haproxy_env).reloads == first.reloads

@@ -47,9 +47,14 @@ class HaproxyController:
 
     def test(self, replace: Mapping[Path, Path] | None = None) -> None:
         """``haproxy -c`` on every config file (``replace`` swaps some for staged copies)."""
-        paths = [str((replace or {}).get(p, p)) for p in files.config_files(self.cfg.config)]
-        procs.check(self.cfg.binary, paths)
-        log.info("haproxy: config %s checked", " ".join(paths))
+        replace = replace or {}
+        loaded = files.config_files(self.cfg.config)
+        procs.check(self.cfg.binary, [str(replace.get(p, p)) for p in loaded])
+        staged = [str(p) for p in loaded if p in replace]
+        if staged:
+            log.info("haproxy: new render of %s checked (haproxy -c)", ", ".join(staged))
+        else:
+            log.info("haproxy: config %s checked", " ".join(str(p) for p in loaded))
 
     def check_staged(self, changes: Mapping[Path, bytes]) -> None:
         """Check the whole config with staged copies of the changed files in their places."""
