@@ -13,6 +13,9 @@ from tests.fixtures_nginx import Backend
 MakeBackend = Callable[[str], Backend]
 
 BACKENDS = """\
+{% if "web" not in services() | map(attribute="Name") | list %}
+backend web
+{% endif %}
 {% for svc in services() %}
 backend {{ svc.Name }}
     balance roundrobin

@@ -146,6 +146,16 @@ def test_server_state_survives_a_reload(
     assert haproxy_env.bodies() == {"a"}
 
 
+def test_start_creates_the_stats_socket_directory(
+        haproxy_env: HaproxyEnv, make_backend: MakeBackend) -> None:
+    gone = haproxy_env.root / "gone" / "admin.sock"
+    haproxy_env.base.write_text(haproxy_env.base.read_text().replace(
+        str(haproxy_env.admin_socket), str(gone)))
+    haproxy_env.cfg = dataclasses.replace(haproxy_env.cfg, admin_socket=str(gone))
+    started(haproxy_env, make_backend, "a")
+    assert gone.is_socket()
+
+
 def test_killed_master_means_cold_start(
         haproxy_env: HaproxyEnv, make_backend: MakeBackend) -> None:
     ctl, _ = started(haproxy_env, make_backend, "a")

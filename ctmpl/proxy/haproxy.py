@@ -173,6 +173,8 @@ class HaproxyController:
     def start(self) -> None:
         """Cold start: stop workers left by a dead master, run HAProxy, await a worker."""
         procs.stop_orphans(self.cfg.binary, self.cfg.master_socket)
+        for directory in files.socket_dirs(hplan.parse(files.read_config(self.cfg.config))):
+            directory.mkdir(parents=True, exist_ok=True)
         launch = procs.launch(self.cfg, files.config_files(self.cfg.config))
         deadline = time.monotonic() + self.cfg.reload_timeout
         while True:

@@ -79,3 +79,16 @@ def state_file(sections: Sequence[Section]) -> Path | None:
     if not name:
         return None
     return Path(base, name) if base and not name.startswith("/") else Path(name)
+
+
+def socket_dirs(sections: Sequence[Section]) -> list[Path]:
+    """Directories of the global section's unix ``stats socket`` paths (HAProxy cannot
+    create them; ``/run/haproxy`` is gone after a reboot when no unit recreates it)."""
+    dirs = []
+    for section in sections:
+        if section.kind == "global":
+            for line in section.lines:
+                words = line.split()
+                if words[:2] == ["stats", "socket"] and len(words) > 2 and words[2][:1] == "/":
+                    dirs.append(Path(words[2]).parent)
+    return dirs
