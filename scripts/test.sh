@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need, then lint, type-check and run the test suite.
 #   - a virtual environment in .venv with ctmpl and its test dependencies;
-#   - Debian's etcd-server, nginx-light, haproxy and systemd (for systemd-analyze) when
-#     missing (needs root or sudo);
+#   - Debian's etcd-server, nginx-light, haproxy, systemd (for systemd-analyze) and
+#     golang-1.19-go (the reference text/template) when missing (needs root or sudo);
 #   - then: ruff check, mypy --strict on the package, pytest.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k consul -x
 set -euo pipefail
@@ -14,6 +14,8 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 # systemd-analyze verifies the shipped unit (contrib/systemd/ctmpl.service).
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# Go 1.19's text/template (consul-template 0.19.4's) checks the .ctmpl engine differentially.
+[ -x /usr/lib/go-1.19/bin/go ] || need+=(golang-1.19-go)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -151,8 +151,11 @@ def go_eq(arg1: Any, *others: Any) -> bool:
 def _same_other(a: Any, b: Any) -> bool:
     if not _valid(a) or not _valid(b) or is_nil_ptr(a) or is_nil_ptr(b):
         return (not _valid(a) or is_nil_ptr(a)) and (not _valid(b) or is_nil_ptr(b))
-    if isinstance(a, list | tuple | Mapping):
-        raise GoError(f"non-comparable type {sprint([a])}: {type_name(a)}")
+    if kind(a) != kind(b):
+        raise GoError(f"non-comparable types {sprintf('%s', [a])}: {type_name(a)}, "
+                      f"{type_name(b)}: {sprintf('%v', [b])}")
+    if isinstance(b, list | tuple | Mapping):
+        raise GoError(f"non-comparable type {sprintf('%s', [b])}: {type_name(b)}")
     if isinstance(a, GoStruct):
         return a is b
     raise GoError(_BAD_COMPARISON)

@@ -21,6 +21,7 @@ from ctmpl.gotemplate.values import (
     GoMap,
     GoStruct,
     Int64,
+    JSONMap,
     NilPtr,
     Uint64,
     truth,
@@ -199,11 +200,19 @@ class Evaluator:
     def eval_field_chain(self, dot: Any, receiver: Any, node: n.Node, idents: Sequence[str],
                          *, args: Sequence[n.Node] | None, final: Any) -> Any:
         for ident in idents[:-1]:
+            holder = receiver
             receiver = self.eval_field(dot, ident, node, receiver, args=None, final=NO_FINAL)
+            if type(holder) is JSONMap and not isinstance(receiver, Mapping | GoStruct):
+                # A JSON map's element has Go type interface {} (shown in errors).
+                receiver = _Boxed(receiver)
         return self.eval_field(dot, idents[-1], node, receiver, args=args, final=final)
 
     def eval_field(self, dot: Any, name: str, node: n.Node, receiver: Any, *,
                    args: Sequence[n.Node] | None, final: Any) -> Any:
+        if type(receiver) is _Boxed:
+            if receiver.value is NIL:
+                raise self.error(f"nil pointer evaluating interface {{}}.{name}")
+            raise self.error(f"can't evaluate field {name} in type interface {{}}")
         if isinstance(receiver, GoStruct) and not receiver.go_methods \
                 and name in receiver.go_fields:
             if (args is not None and len(args) > 1) or final is not NO_FINAL:
@@ -323,8 +332,10 @@ class Evaluator:
         elif kind is n.DotNode:
             value = dot
         elif kind is n.NilNode:
-            if typ in ("any", "value") or typ.startswith(_NILLABLE):
-                return NIL if typ in ("any", "value") else NilPtr(typ)
+            if typ == "value":
+                return MISSING  # reflect.Zero(reflect.Value): the builtin sees no value
+            if typ == "any" or typ.startswith(_NILLABLE):
+                return NIL if typ == "any" else NilPtr(typ)
             raise self.error(f"cannot assign nil to {typ}")
         else:
             return self._literal(node, typ)
@@ -358,6 +369,15 @@ class Evaluator:
                 return node.float_value
             raise self.error(f"expected float; found {node}")
         raise self.error(f"can't handle {node} for arg of type {typ}")
+
+
+class _Boxed:
+    """A scalar read from a JSON map, kept boxed so errors name its static type."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def _zero(typ: str) -> Any:

@@ -214,8 +214,10 @@ class State(Evaluator):
             return enumerate(value) if value else []
         if isinstance(value, Mapping):
             return [(k, value[k]) for k in format_mapping_key(value)]
-        if isinstance(value, str) or value is None or isinstance(value, NilPtr):
-            raise self.error(f"range can't iterate over {value or '<nil>'}")
+        if isinstance(value, str):
+            raise self.error(f"range can't iterate over {value}")
+        if value is None or isinstance(value, NilPtr):
+            raise self.error("range can't iterate over <nil>")
         raise self.error(f"range can't iterate over {sprint([value])}")
 
     def walk_template(self, dot: Any, node: n.TemplateNode) -> None:

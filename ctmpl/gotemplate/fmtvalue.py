@@ -45,23 +45,55 @@ def _pad(text: str, spec: Spec, zero_ok: bool = True) -> str:
     return ("0" if spec.zero and zero_ok else " ") * fill + text
 
 
-def _bad(verb: str, value: Any) -> str:
+def _bad(verb: str, value: Any, spec: Spec = _PLAIN) -> str:
+    """Go's badVerb: the operand's type and its %v with the conversion's flags."""
     if _is_nil(value):
         return f"%!{verb}(<nil>)"
-    return f"%!{verb}({type_name(value)}={format_arg(value, 'v', _PLAIN)})"
+    return f"%!{verb}({type_name(value)}={format_arg(value, 'v', spec)})"
+
+
+def go_syntax(value: Any, in_interface: bool = False) -> str:
+    """``%#v``: the value as Go source (``[]string{"a", "b"}``)."""
+    k = kind(value)
+    if k in ("nil", "invalid"):
+        return "interface {}(nil)" if in_interface else "<nil>"
+    if k == "string":
+        return quote(value)
+    if k == "bool":
+        return "true" if value else "false"
+    if k == "uint":
+        return f"0x{int(value):x}"
+    if k == "int":
+        return str(int(value))
+    if k == "float":
+        return go_float(value)
+    elem = type_name(value).startswith(("[]interface", "map[string]interface"))
+    if k == "slice":
+        return type_name(value) + "{" + ", ".join(go_syntax(v, elem) for v in value) + "}"
+    if k == "map":
+        items = sorted(value.items(), key=lambda kv: _sort_key(kv[0]))
+        return type_name(value) + "{" + ", ".join(
+            f"{go_syntax(key)}:{go_syntax(val, elem)}" for key, val in items) + "}"
+    if isinstance(value, GoStruct):
+        fields = ", ".join(f"{f}:{go_syntax(getattr(value, f))}" for f in value.go_fields)
+        return "&" + type_name(value).lstrip("*") + "{" + fields + "}"
+    return str(value)
 
 
 def format_arg(value: Any, verb: str, spec: Spec, depth: int = 0) -> str:
     """Format one operand with one verb, as fmt's printArg/printValue do."""
     if verb == "T":
         return _pad(type_name(value), spec)
+    if spec.sharp_v and verb == "v":
+        return _pad(go_syntax(value), spec)
     k = kind(value)
     if k in ("nil", "invalid"):
-        if verb == "v" or depth > 0:
-            return _pad("<nil>", spec)
-        return _bad(verb, value)
+        if depth > 0:
+            return "<nil>"
+        return _pad("<nil>", spec) if verb == "v" else _bad(verb, value)
     if k == "bool":
-        return _pad("true" if value else "false", spec) if verb in "tv" else _bad(verb, value)
+        return _pad("true" if value else "false", spec) if verb in "tv" else \
+            _bad(verb, value, spec)
     if k in ("int", "uint"):
         return _format_int(int(value), verb, spec, k == "uint")
     if k == "float":
@@ -85,7 +117,7 @@ def format_arg(value: Any, verb: str, spec: Spec, depth: int = 0) -> str:
             text = format_arg(getattr(value, name), verb, spec, depth + 2)
             fields.append(f"{name}:{text}" if spec.plus_v else text)
         return "&{" + " ".join(fields) + "}"
-    return _bad(verb, value)
+    return _bad(verb, value, spec)
 
 
 def _sort_key(key: Any) -> Any:
@@ -112,13 +144,13 @@ def _format_int(value: int, verb: str, spec: Spec, unsigned: bool) -> str:
     if verb == "c":
         return _pad(_rune(value), spec)
     if verb == "q":
-        return _pad(_quote_rune(value), spec)
+        return _pad(quote(_rune(value), quote_char="'", ascii_only=spec.plus), spec)
     if verb == "U":
-        text = f"U+{value:04X}"
+        text = f"U+{value & 0xFFFFFFFFFFFFFFFF:04X}"
         if spec.sharp and 0 <= value <= 0x10FFFF and chr(value).isprintable():
             text += f" '{chr(value)}'"
         return _pad(text, spec)
-    return _bad(verb, Uint64(value) if unsigned else value)
+    return _bad(verb, Uint64(value) if unsigned else value, spec)
 
 
 def _rune(value: int) -> str:
@@ -208,14 +240,19 @@ def _e_form(digits: str, exp: int) -> str:
 
 
 def _format_float(value: float, verb: str, spec: Spec) -> str:
+    prec = spec.prec if spec.prec is not None else -1
     if verb == "v":
-        text = go_float(value, "g", spec.prec if spec.prec is not None else -1)
+        text = go_float(value, "g", prec)
     elif verb in "gG":
-        text = go_float(value, verb, spec.prec if spec.prec is not None else -1)
+        text = go_float(value, verb, prec)
     elif verb in "eEfF":
         text = go_float(value, verb, spec.prec if spec.prec is not None else 6)
+    elif verb in "xXb":
+        text = _binary_float(value, verb)
     else:
-        return _bad(verb, value)
+        return _bad(verb, value, spec)
+    if spec.sharp and verb != "b" and text[-1:].isdigit():
+        text = _sharp(text, verb, prec)
     if text in ("NaN", "+Inf", "-Inf"):
         if text == "NaN" and (spec.plus or spec.space):
             text = ("+" if spec.plus else " ") + text
@@ -232,6 +269,53 @@ def _format_float(value: float, verb: str, spec: Spec) -> str:
     return _pad(text, spec)
 
 
+def _sharp(text: str, verb: str, prec: int) -> str:
+    """The ``#`` flag on floats (Go's rules): always a decimal point; %g and %x keep
+    trailing zeros up to the precision (6 when none is given)."""
+    sign = text[0] if text[:1] in "+-" else ""
+    body = text[len(sign):]
+    digits = (6 if prec < 0 else prec) if verb in "vgGxX" else 0
+    tail, has_point, seen_nonzero = "", False, False
+    for i, ch in enumerate(body):
+        if ch == ".":
+            has_point = True
+        elif ch in "pP" or (ch in "eE" and verb not in "xX"):
+            body, tail = body[:i], body[i:]
+            break
+        else:
+            seen_nonzero = seen_nonzero or ch != "0"
+            digits -= 1 if seen_nonzero else 0
+    if not has_point:
+        if body == "0":
+            digits -= 1
+        body += "."
+    return sign + body + "0" * max(0, digits) + tail
+
+
+def _binary_float(value: float, verb: str) -> str:
+    """%x/%X (hex mantissa, shortest) and %b (integer mantissa, binary exponent) of a float."""
+    if math.isnan(value) or math.isinf(value):
+        return go_float(value)
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
+    size = abs(value)
+    if verb == "b":
+        if size == 0:
+            return f"{sign}0p-1074"
+        mantissa, exponent = math.frexp(size)
+        bits, shift = int(mantissa * (1 << 53)), exponent - 53
+        if shift < -1074:
+            bits, shift = bits >> (-1074 - shift), -1074
+        return f"{sign}{bits}p{shift:+d}"
+    if size == 0:
+        text = "0x0p+00"
+    else:
+        head, _, exp = size.hex().partition("p")
+        head = head.rstrip("0").rstrip(".")
+        text = f"{head}p{exp[0]}{int(exp[1:]):02d}"
+    text = sign + text
+    return text.upper() if verb == "X" else text
+
+
 def _format_string(value: str, verb: str, spec: Spec) -> str:
     if spec.prec is not None:
         value = value[: spec.prec]
@@ -244,14 +328,16 @@ def _format_string(value: str, verb: str, spec: Spec) -> str:
             return _pad(f"`{value}`", spec)
         return _pad(quote(value, ascii_only=spec.plus), spec)
     if verb in "xX":
-        data = value.encode("utf-8")
+        data = value.encode("utf-8", "surrogateescape")
+        if not data:
+            return _pad("", spec)
         hexdigits = data.hex() if verb == "x" else data.hex().upper()
         pairs = [hexdigits[i:i + 2] for i in range(0, len(hexdigits), 2)]
         prefix = ("0x" if verb == "x" else "0X") if spec.sharp else ""
         if spec.space:
             return _pad(" ".join(prefix + p for p in pairs), spec)
         return _pad(prefix + "".join(pairs), spec)
-    return _bad(verb, value)
+    return _bad(verb, value, spec)
 
 
 _ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
@@ -278,10 +364,6 @@ def quote(text: str, *, ascii_only: bool = False, quote_char: str = '"') -> str:
             out.append(f"\\U{ord(ch):08x}")
     out.append(quote_char)
     return "".join(out)
-
-
-def _quote_rune(value: int) -> str:
-    return quote(_rune(value), quote_char="'")
 
 
 def format_value(value: Any) -> str:

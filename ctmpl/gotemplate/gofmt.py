@@ -92,6 +92,8 @@ def sprintf(template: str, args: Sequence[Any]) -> str:
         out.extend(cursor.bad)
         if verb == "%":
             out.append("%")
+        elif not cursor.good_index:
+            out.append(f"%!{verb}(BADINDEX)")
         elif cursor.n >= len(args):
             out.append(f"%!{verb}(MISSING)")
         else:
@@ -100,7 +102,7 @@ def sprintf(template: str, args: Sequence[Any]) -> str:
                 spec.sharp = spec.plus = False
             out.append(format_arg(args[cursor.n], verb, spec))
             cursor.n += 1
-    if cursor.n < len(args):
+    if not cursor.reordered and cursor.n < len(args):
         extra = ", ".join(
             "<nil>" if is_nilable_nil(a) else f"{type_name(a)}={format_arg(a, 'v', _PLAIN)}"
             for a in args[cursor.n:]
@@ -116,6 +118,27 @@ class _Cursor:
         self.text, self.args = text, args
         self.i = self.n = 0
         self.bad: list[str] = []
+        self.reordered = False
+        self.good_index = True
+
+    def index(self) -> bool:
+        """An explicit argument index ``[n]`` (1-based) at the cursor; True if one was read."""
+        text = self.text
+        if self.i >= len(text) or text[self.i] != "[":
+            return False
+        self.reordered = True
+        close = text.find("]", self.i + 1)
+        if close < 0:
+            self.i += 1
+            self.good_index = False
+            return False
+        digits = text[self.i + 1:close]
+        self.i = close + 1
+        if digits.isdigit() and 1 <= int(digits) <= len(self.args):
+            self.n = int(digits) - 1
+            return True
+        self.good_index = False
+        return True
 
     def spec(self) -> Spec:
         """Flags, width and precision of one conversion."""
@@ -135,28 +158,49 @@ class _Cursor:
                 spec.space = True
             self.i += 1
         self.bad = []
+        self.good_index = True
+        after_index = self.index()
+        star = self.at_star()
         if self.number(spec, "width"):
             self.bad.append("%!(BADWIDTH)")
+        if star:
+            after_index = False
+        elif after_index and spec.width is not None:
+            self.good_index = False  # "%[3]2d"
         if self.i < len(text) and text[self.i] == ".":
             self.i += 1
+            if after_index:
+                self.good_index = False  # "%[3].2d"
+            after_index = self.index()
+            star = self.at_star()
             if self.number(spec, "prec"):
                 self.bad.append("%!(BADPREC)")
-            spec.prec = spec.prec or 0
+            elif spec.prec is None:
+                spec.prec = 0
+            if star:
+                after_index = False
+        if not after_index:
+            self.index()
         return spec
 
+    def at_star(self) -> bool:
+        """True when a ``*`` (width or precision from an operand) is next."""
+        return self.i < len(self.text) and self.text[self.i] == "*"
+
     def number(self, spec: Spec, attr: str) -> bool:
-        """Read digits or ``*`` into ``spec.attr``; True when ``*`` had no int operand."""
+        """Read digits or ``*`` into ``spec.attr``; True when ``*`` had no usable operand."""
         text = self.text
         if self.i < len(text) and text[self.i] == "*":
             self.i += 1
             value = self.args[self.n] if self.n < len(self.args) else None
             self.n += 1
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not isinstance(value, int) or isinstance(value, bool) or abs(value) > 1_000_000:
                 return True
+            if attr == "prec" and value < 0:
+                return True  # a negative precision is no precision
             if attr == "width" and value < 0:
                 spec.minus, spec.zero, value = True, False, -value
-            if not (attr == "prec" and value < 0):
-                setattr(spec, attr, value)
+            setattr(spec, attr, value)
             return False
         start = self.i
         while self.i < len(text) and text[self.i].isdigit():

@@ -1,0 +1,3 @@
+module gotexttemplate
+
+go 1.19
