@@ -41,6 +41,7 @@ from ctmpl.lifecycle import install_signals
 from ctmpl.pipeline import PassResult, Pipeline, Slot
 from ctmpl.proxy import HaproxyController, NginxController, ProxyController
 from ctmpl.quiesce import Quiescence
+from ctmpl.retry import ProxyRetry
 from ctmpl.shrink import ShrinkGuard
 from ctmpl.sources import open_catalog
 from ctmpl.sources.base import Catalog
@@ -97,10 +98,12 @@ class Runner:
         self._stop: int | None = None
         self._reload = False
         self._failure: CtmplError | None = None
-        self._reconciled = False  # the proxy is known to run what is installed
         self._starting = True  # until every template has rendered completely once
         self.installed_signals: list[signal.Signals] = []
         self.shrink = ShrinkGuard(self.config.shrink_guard, self.clock())
+        # Whether the proxy runs what is installed: checked once at start, retried with
+        # backoff after a failed reload or start until it does.
+        self._proxy_retry = ProxyRetry(self.config.proxy)
         self.exit_code = EXIT_OK
         self.ops = DaemonServices(self.config, self._wake.set)
 
@@ -229,9 +232,7 @@ class Runner:
                 if code is not None:
                     return code
                 self._note_errors(result)
-                if result.proxy_applied or result.proxy_failed:
-                    # A failed reload leaves the proxy's config unknown: reconcile again.
-                    self._reconciled = result.proxy_applied
+                self._note_proxy(result, now)
                 self.ops.after_pass(len(result.installed))
                 group.fired = group.fired or all(s.complete_once for s in group.slots)
         self._sync_watches()
@@ -278,6 +279,14 @@ class Runner:
                     self._failure = error
                     self._wake.set()
 
+    def _note_proxy(self, result: PassResult, now: float) -> None:
+        if result.proxy_applied:
+            self._proxy_retry.applied()
+        elif result.proxy_failed:
+            # A failed reload leaves the proxy's config unknown: retry with backoff.
+            error = next((e for e in reversed(result.errors) if isinstance(e, ProxyError)), None)
+            self._proxy_retry.failed(now, error or ProxyError("reload failed"))
+
     async def _ensure_proxy(self) -> None:
         """After every template rendered: reconcile the proxy, then start the exec child."""
         if self.config.dry:
@@ -290,18 +299,15 @@ class Runner:
                 self._failure = exc
 
     async def _reconcile(self) -> None:
-        """Once at startup and after a failed reload: the proxy must run what is installed."""
+        """At startup, and with backoff after a failed reload: run what is installed."""
         proxy = self.pipeline.proxy
-        if proxy is None or self._reconciled:
+        if proxy is None:
             return
-        self._reconciled = True
         files = [s.destination for g in self.groups for s in g.slots]
-        try:
-            outcome = await asyncio.to_thread(proxy.reconcile, files)
-        except CtmplError as exc:
-            log.error("%s", exc)
-            return
-        if outcome != "current":
+        outcome = await self._proxy_retry.attempt(
+            self.clock(), lambda: asyncio.to_thread(proxy.reconcile, files)
+        )
+        if outcome is not None and outcome != "current":
             telemetry.reloaded(outcome)
         if outcome == "started":
             log.info("%s started (it was not running)", proxy.name)
@@ -338,6 +344,8 @@ class Runner:
         times = [t for g in self.groups if (t := g.quiet.fire_at()) is not None]
         if (held := self.shrink.next_deadline()) is not None:
             times.append(held)
+        if (retry := self._proxy_retry.deadline()) is not None and self.pipeline.proxy:
+            times.append(retry)
         times += [
             s.incomplete_since + self.config.missing_dependency_warn
             for g in self.groups
