@@ -285,8 +285,23 @@ def make_instance(
 
 
 def sort_instances(instances: Iterable[Instance]) -> tuple[Instance, ...]:
-    """Instances in the documented order: by node, then ID (then address and port)."""
-    return tuple(sorted(instances, key=lambda i: (i.Node, i.ID, i.Address, i.Port)))
+    """Instances in the documented order (by node, then ID), one per identity.
+
+    An instance's identity is its service name, node and ID — Consul's node + service ID;
+    for etcd, whose registrations have no node, that is the key. The same identity reported
+    twice (a registration repeated in a file catalog, a registry answering it twice) is
+    one instance: the first in sorted order is kept and the repeat is warned about once.
+    """
+    ordered = sorted(instances, key=lambda i: (i.Node, i.ID, i.Address, i.Port))
+    kept: dict[tuple[str, str, str], Instance] = {}
+    for inst in ordered:
+        identity = (inst.Name, inst.Node, inst.ID)
+        first = kept.setdefault(identity, inst)
+        if first is not inst:
+            node = f"node {inst.Node} " if inst.Node else ""
+            warn_once(f"service {inst.Name}: {node}instance {inst.ID} is listed more than "
+                      f"once; keeping {first.Address}:{first.Port}")
+    return tuple(kept.values())
 
 
 def summarize(instances: Iterable[Instance]) -> tuple[ServiceSummary, ...]:

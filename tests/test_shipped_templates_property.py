@@ -58,6 +58,8 @@ def instances(draw: st.DrawFn, name: str) -> list[dict[str, Any]]:
             "address": draw(ADDRESSES), "port": draw(PORTS), "tags": draw(TAGS),
             "meta": draw(META), "status": draw(st.sampled_from(["passing"] * 4 + ["critical"])),
         })
+    if found and draw(st.booleans()):  # the same registration twice, maybe elsewhere
+        found.append({**draw(st.sampled_from(found)), "address": draw(ADDRESSES)})
     return found
 
 
@@ -81,8 +83,9 @@ def valid(name: str, entry: dict[str, Any]) -> bool:
     """What the source boundary must keep, decided independently of ctmpl's code."""
     if not SAFE_NAME.fullmatch(name) or entry.get("status", "passing") != "passing":
         return False
-    ident = entry["id"]
-    if not ident or re.search(r"[\x00-\x20\x7f;{}\"'\\`$]", ident):
+    # The file catalog names an instance without an id after its service, address and port.
+    ident = entry["id"] or f"{name}-{entry.get('address')}-{entry.get('port')}"
+    if re.search(r"[\x00-\x20\x7f;{}\"'\\`$]", ident):
         return False
     if entry.get("node") == "bad node" or "calico" not in entry.get("tags", []):
         return False
@@ -103,8 +106,21 @@ def valid(name: str, entry: dict[str, Any]) -> bool:
     return True
 
 
+def one_per_identity(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Node + ID is an instance's identity: the first in (node, ID, address, port) order."""
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    for entry in sorted(entries, key=lambda e: (e["node"], e["id"], e["address"], int(e["port"]))):
+        kept.setdefault((entry["node"], entry["id"]), entry)
+    return list(kept.values())
+
+
+def with_ids(name: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**e, "id": e["id"] or f"{name}-{e['address']}-{e['port']}"} for e in entries]
+
+
 def expected(catalog: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    return {name: kept for name, entries in catalog["services"].items()
+    return {name: one_per_identity(with_ids(name, kept))
+            for name, entries in catalog["services"].items()
             if (kept := [e for e in entries if valid(name, e)])}
 
 
