@@ -287,7 +287,7 @@ def test_catalog_urls() -> None:
     etcd = load(["-catalog", "etcd://h1:2379,h2:2380/services/"]).catalog
     assert etcd.kind == "etcd"
     assert etcd.etcd.endpoints == ("h1:2379", "h2:2380")
-    assert etcd.etcd.prefix == "services"
+    assert etcd.etcd.prefix == "/services"  # the URL path exactly
     with pytest.raises(UsageError, match=r"^flag -catalog: catalog 'zk://x'"):
         load(["-catalog", "zk://x"])
     with pytest.raises(UsageError, match="not host:port"):

@@ -47,7 +47,7 @@ def server(id: str, address: str, port: int = 80, tags: str = "") -> str:
 
 
 def test_once(tmp_path: Path, etcd: EtcdServer) -> None:
-    etcd.put("services/web/a", "10.0.0.1:80")
+    etcd.put("/services/web/a", "10.0.0.1:80")
     etcd.put("app/mode", "blue")
     src, dest = tmp_path / "t.tmpl", tmp_path / "out.conf"
     src.write_text(TEMPLATE)
@@ -57,23 +57,23 @@ def test_once(tmp_path: Path, etcd: EtcdServer) -> None:
 
 
 def test_put_delete_retag(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
-    etcd.put("services/web/a", "10.0.0.1:80")
+    etcd.put("/services/web/a", "10.0.0.1:80")
     proc = ctmpl()
     proc.wait_for(expected([server("a", "10.0.0.1")]))
 
-    etcd.put("services/web/b", "10.0.0.2:8080")
+    etcd.put("/services/web/b", "10.0.0.2:8080")
     proc.wait_for(expected([server("a", "10.0.0.1"), server("b", "10.0.0.2", 8080)]))
 
-    etcd.put("services/web/a", json.dumps({"Address": "10.0.0.1", "Port": 80,
+    etcd.put("/services/web/a", json.dumps({"Address": "10.0.0.1", "Port": 80,
                                            "Tags": ["calico", "v2"]}))
     proc.wait_for(expected(
         [server("a", "10.0.0.1", tags="calico,v2"), server("b", "10.0.0.2", 8080)],
         calico=("a",),
     ))
 
-    etcd.delete("services/web/b")
+    etcd.delete("/services/web/b")
     etcd.put("app/mode", "green")
-    etcd.put("services/db/x", "10.0.1.1:5432")
+    etcd.put("/services/db/x", "10.0.1.1:5432")
     proc.wait_for(expected(
         [server("a", "10.0.0.1", tags="calico,v2")],
         services=("db", "web"), calico=("a",), mode="green",
@@ -81,17 +81,17 @@ def test_put_delete_retag(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -
 
 
 def test_lease_expiry_removes_instance(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
-    etcd.put("services/web/a", "10.0.0.1:80")
-    etcd.lease_put("services/web/b", "10.0.0.2:80", ttl=2)
+    etcd.put("/services/web/a", "10.0.0.1:80")
+    etcd.lease_put("/services/web/b", "10.0.0.2:80", ttl=2)
     proc = ctmpl()
     # The lease may expire before the first render; the file must still end without b.
     proc.wait_for(expected([server("a", "10.0.0.1")]))
-    assert etcd.get("services/web/b") is None
+    assert etcd.get("/services/web/b") is None
 
 
 def test_restart_mid_watch(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
-    etcd.put("services/web/a", "10.0.0.1:80")
-    etcd.put("services/web/b", "10.0.0.2:80")
+    etcd.put("/services/web/a", "10.0.0.1:80")
+    etcd.put("/services/web/b", "10.0.0.2:80")
     proc = ctmpl()
     proc.wait_for(expected([server("a", "10.0.0.1"), server("b", "10.0.0.2")]))
 
@@ -99,18 +99,18 @@ def test_restart_mid_watch(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) 
     proc.wait_log("retrying")
     assert proc.read() == expected([server("a", "10.0.0.1"), server("b", "10.0.0.2")])
     etcd.start()
-    etcd.delete("services/web/a")
-    etcd.put("services/web/c", "10.0.0.3:80")
+    etcd.delete("/services/web/a")
+    etcd.put("/services/web/c", "10.0.0.3:80")
     proc.wait_for(expected([server("b", "10.0.0.2"), server("c", "10.0.0.3")]))
-    etcd.put("services/web/d", "10.0.0.4:80")
+    etcd.put("/services/web/d", "10.0.0.4:80")
     proc.wait_for(expected(
         [server("b", "10.0.0.2"), server("c", "10.0.0.3"), server("d", "10.0.0.4")]
     ))
 
 
 def test_compaction(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
-    etcd.put("services/web/a", "10.0.0.1:80")
-    etcd.put("services/web/b", "10.0.0.2:80")
+    etcd.put("/services/web/a", "10.0.0.1:80")
+    etcd.put("/services/web/b", "10.0.0.2:80")
     proc = ctmpl()
     proc.wait_for(expected([server("a", "10.0.0.1"), server("b", "10.0.0.2")]))
 
@@ -118,21 +118,21 @@ def test_compaction(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None
     proc.wait_log("retrying")
     etcd.start()
     for n in range(20):
-        etcd.put("services/web/churn", f"10.0.9.{n}:80")
-    etcd.delete("services/web/churn")
-    etcd.delete("services/web/a")
-    etcd.put("services/web/b", "10.0.0.2:81")
-    etcd.put("services/web/c", "10.0.0.3:80")
+        etcd.put("/services/web/churn", f"10.0.9.{n}:80")
+    etcd.delete("/services/web/churn")
+    etcd.delete("/services/web/a")
+    etcd.put("/services/web/b", "10.0.0.2:81")
+    etcd.put("/services/web/c", "10.0.0.3:80")
     etcd.compact()
     proc.wait_for(expected([server("b", "10.0.0.2", 81), server("c", "10.0.0.3")]))
-    etcd.put("services/web/e", "10.0.0.5:80")
+    etcd.put("/services/web/e", "10.0.0.5:80")
     proc.wait_for(expected(
         [server("b", "10.0.0.2", 81), server("c", "10.0.0.3"), server("e", "10.0.0.5")]
     ))
 
 
 def test_down_at_start(etcd: EtcdServer, ctmpl: Callable[[], RenderDaemon]) -> None:
-    etcd.put("services/web/a", "10.0.0.1:80")
+    etcd.put("/services/web/a", "10.0.0.1:80")
     etcd.put("app/mode", "green")
     etcd.stop()
     proc = ctmpl()

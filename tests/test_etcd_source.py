@@ -133,8 +133,8 @@ async def test_nested_layout(etcd: EtcdServer, catalog: EtcdCatalog) -> None:
 
 
 async def test_flat_layout(etcd: EtcdServer) -> None:
-    etcd.put("dockreg/web/10.0.0.1:80", "10.0.0.1:80")
-    etcd.put("dockreg/web/[fd00::2]:8080", json.dumps({"Tags": ["blue"]}))
+    etcd.put("/dockreg/web/10.0.0.1:80", "10.0.0.1:80")
+    etcd.put("/dockreg/web/[fd00::2]:8080", json.dumps({"Tags": ["blue"]}))
     cat = make_catalog(etcd.endpoint, prefix="/dockreg/web/")
     try:
         data, _ = await cat.service(parse_service("web")).fetch(0)

@@ -46,7 +46,7 @@ def sidekick(tmp_path: Path, args: list[str], name: str = "sidekick") -> Iterato
 
 
 def key_of(port: int) -> str:
-    return f"services/web/127.0.0.1:{port}"
+    return f"/services/web/127.0.0.1:{port}"
 
 
 class TcpBackend:
@@ -154,7 +154,7 @@ def test_restored_after_etcd_restarts_empty_or_loses_the_key(
 def test_once_registers_deregisters_and_reads_back_flat(
     tmp_path: Path, etcd: EtcdServer, tcp_backend: TcpBackend
 ) -> None:
-    key = f"services/web/127.0.0.1:{tcp_backend.port}"
+    key = f"/services/web/127.0.0.1:{tcp_backend.port}"
     args = ["-catalog", f"etcd://{etcd.endpoint}/services/web", "-address",
             f"127.0.0.1:{tcp_backend.port}", "-ttl", "60s", "-once"]
     done = run_register(args)

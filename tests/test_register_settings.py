@@ -157,7 +157,7 @@ def test_shipped_example_and_the_daemon_accepts_the_block(tmp_path: Path) -> Non
     template = tmp_path / "t.j2"
     template.write_text("x")
     daemon = load(["-config", str(example), "-template", f"{template}:{tmp_path / 'out'}"])
-    assert daemon.catalog.kind == "etcd" and daemon.catalog.etcd.prefix == "services"
+    assert daemon.catalog.kind == "etcd" and daemon.catalog.etcd.prefix == "/services"
 
 
 def test_the_same_value_from_a_file_is_a_config_error(tmp_path: Path) -> None:

@@ -129,7 +129,7 @@ def test_etcd_services_of_one_render_share_a_revision(
     rng = random.Random(17)
 
     def version(v: int) -> dict[str, str]:
-        return {f"services/{name}/a": json.dumps({"Address": "10.0.0.1", "Port": port,
+        return {f"/services/{name}/a": json.dumps({"Address": "10.0.0.1", "Port": port,
                                                   "Meta": {"v": str(v)}})
                 for name, port in (("web", 80), ("api", 81))}
 

@@ -26,6 +26,7 @@ from ctmpl.config.model import (
 )
 from ctmpl.config.schema import as_bool, merge_into, parse_layer
 from ctmpl.errors import ConfigError, TemplateError
+from ctmpl.sources.etcd_entries import etcd_prefix
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,8 @@ def parse_etcd_url(url: str) -> dict[str, Any]:
             raise ConfigError(f"catalog {url!r}: endpoint {endpoint!r} is not host:port")
     if not endpoints:
         raise ConfigError(f"catalog {url!r}: expected etcd://host:port[,host:port]/prefix")
-    return {"endpoints": endpoints, "prefix": prefix.strip("/")}
+    # The URL's path is the key prefix exactly: etcd://h:2379/services reads /services/….
+    return {"endpoints": endpoints, "prefix": etcd_prefix(f"/{prefix}" if prefix else "")}
 
 
 def _haproxy(raw: Mapping[str, Any]) -> HaproxyConfig:
@@ -247,7 +249,7 @@ def _etcd(raw: Mapping[str, Any]) -> EtcdConfig:
     fields["tls"] = _tls(fields.pop("ssl", {}))
     fields["retry"] = _retry("etcd.retry", fields.pop("retry", {}))
     if "prefix" in fields:
-        fields["prefix"] = fields["prefix"].strip("/")
+        fields["prefix"] = etcd_prefix(fields["prefix"])
     return EtcdConfig(**fields)
 
 

@@ -27,7 +27,7 @@ from ctmpl.sources.etcd_client import EtcdConnection, Session, describe
 def registration_key(prefix: str, service: str, id: str, host: str, port: int) -> str:
     """``<prefix>/<service>/<id>`` with a service, else the flat ``<prefix>/<host>:<port>``."""
     rest = f"{service}/{id}" if service else join_host_port(host, port)
-    return f"{prefix}/{rest}" if prefix else rest
+    return f"{prefix.rstrip('/')}/{rest}" if prefix else rest
 
 
 def registration_value(

@@ -15,14 +15,15 @@ fetch reconnects and resumes the watch where it stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 
-from aetcd import utils
+from aetcd import rpc, utils
 
 from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import QueryError, SourceError
-from ctmpl.model import KVPair, sort_instances, summarize
+from ctmpl.model import Instance, KVPair, sort_instances, summarize
 from ctmpl.sources.base import (
     UNPINNED,
     Pin,
@@ -34,7 +35,7 @@ from ctmpl.sources.base import (
 )
 from ctmpl.sources.etcd_cache import RangeCache
 from ctmpl.sources.etcd_client import EtcdConnection, EtcdUnavailable
-from ctmpl.sources.etcd_entries import EntryParser
+from ctmpl.sources.etcd_entries import EntryParser, etcd_prefix, key_base
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,17 @@ _NODES_INDEX = 1
 
 
 def _prefix_range(prefix: str) -> tuple[bytes, bytes]:
-    """The key range below ``prefix`` (normalized); the whole keyspace for ""."""
+    """The key range below ``prefix`` (``/services`` → ``/services/…``); all keys for ""."""
     if not prefix:
         return b"\0", b"\0"
-    start = f"{prefix}/".encode()
+    start = key_base(prefix).encode()
     return start, utils.prefix_range_end(start)
+
+
+def slash_variant(prefix: str) -> str:
+    """The same prefix with the leading slash toggled ("" when there is no such prefix)."""
+    variant = prefix[1:] if prefix.startswith("/") else f"/{prefix}" if prefix else ""
+    return "" if variant in ("", "/") else variant
 
 
 def _text(raw: bytes) -> str:
@@ -108,10 +115,52 @@ class EtcdCatalog:
 
     def __init__(self, config: CatalogConfig) -> None:
         self._config = config
-        self._prefix = config.etcd.prefix.strip("/")
+        self._prefix = etcd_prefix(config.etcd.prefix)
         self._conn = EtcdConnection(config.etcd)
         self._caches: dict[tuple[bytes, bytes], RangeCache] = {}
         self._entries = EntryParser(self._prefix)
+        self._variant_check: asyncio.Task[None] | None = None
+
+    def _instances(self, values: Mapping[bytes, bytes]) -> list[Instance]:
+        """Registrations in the catalog range; an empty range triggers the slash check once."""
+        if not values and self._variant_check is None and slash_variant(self._prefix):
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule
+                self._variant_check = asyncio.get_running_loop().create_task(
+                    self._warn_if_variant_has_keys()
+                )
+        return self._entries.instances(values)
+
+    async def _warn_if_variant_has_keys(self) -> None:
+        """One WARNING when the prefix is empty but its slash/no-slash twin holds keys.
+
+        Registration tools disagree on the leading slash (dockreg writes ``/service/…``,
+        ``etcdctl put services/…`` none): an empty catalog with keys next door is almost
+        always that mistake, and would otherwise render no instances without a word.
+        """
+        variant = slash_variant(self._prefix)
+        start, end = _prefix_range(variant)
+        try:
+            session = await self._conn.open()
+        except EtcdUnavailable:
+            return
+        failed = False
+        try:
+            reply = await session.kv.Range(
+                rpc.RangeRequest(key=start, range_end=end, count_only=True),
+                timeout=self._conn.timeout, metadata=session.metadata,
+            )
+        except Exception:  # a best-effort hint: the watch reports connection problems
+            failed = True
+            return
+        finally:
+            await self._conn.release(session, failed=failed)
+        if reply.count:
+            log.warning(
+                "etcd: prefix %r holds no keys, but %r holds %d: keys are read exactly as "
+                "written, a leading '/' included; set the prefix to %r (etcd { prefix = … }) "
+                "or register under %r", self._prefix, key_base(variant), reply.count,
+                variant, key_base(self._prefix),
+            )
 
     def services(self) -> Query:
         """Every service name under the prefix with the union of its tags."""
@@ -123,7 +172,7 @@ class EtcdCatalog:
             raise QueryError(f"service({spec.key!r}): etcd catalogs have no datacenters")
 
         def view(values: Mapping[bytes, bytes], revision: int) -> object:
-            instances = self._entries.instances(values)
+            instances = self._instances(values)
             return sort_instances(filter_instances(spec, instances))
 
         return self._query(f"etcd.service({spec.key})", *_prefix_range(self._prefix), view)
@@ -169,13 +218,17 @@ class EtcdCatalog:
 
     async def aclose(self) -> None:
         """Cancel the background watches and close the channel."""
+        if self._variant_check is not None:
+            self._variant_check.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._variant_check
         caches = list(self._caches.values())
         self._caches.clear()
         await asyncio.gather(*(cache.aclose() for cache in caches))
         await self._conn.aclose()
 
     def _services_view(self, values: Mapping[bytes, bytes], revision: int) -> object:
-        return summarize(self._entries.instances(values))
+        return summarize(self._instances(values))
 
     def _query(self, key: str, start: bytes, end: bytes, view: View) -> Query:
         cache = self._caches.get((start, end))

@@ -78,11 +78,31 @@ def parse_flat(where: str, name: str, segment: str, text: str) -> Instance:
     return make_instance(where, name=name, id=segment, address=host, port=port, **fields)
 
 
+def etcd_prefix(text: str) -> str:
+    """An etcd key prefix as written, without trailing slashes; a leading ``/`` is kept.
+
+    etcd keys are plain bytes: ``/services/web/a`` and ``services/web/a`` are different
+    keys, and registration tools write both kinds. ``"/"`` stays ``"/"`` (keys that start
+    with a slash); ``""`` is the whole keyspace.
+    """
+    trimmed = text.rstrip("/")
+    return trimmed or ("/" if text.startswith("/") else "")
+
+
+def key_base(prefix: str) -> str:
+    """What every key below ``prefix`` starts with: ``/services`` → ``/services/``, ``/`` → ``/``.
+
+    ``""`` (the whole keyspace) stays ``""``.
+    """
+    return prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+
+
 class EntryParser:
     """Turns the raw keys under a prefix into instances, parsing each key+value once."""
 
     def __init__(self, prefix: str) -> None:
-        self._base = f"{prefix}/".encode() if prefix else b""
+        prefix = etcd_prefix(prefix)
+        self._base = key_base(prefix).encode()
         self._flat_name = prefix.rsplit("/", 1)[-1]
         self._memo: dict[bytes, tuple[bytes, Instance | None]] = {}
 
