@@ -255,9 +255,9 @@ def test_health_drives_haproxy_through_etcd(
     with sidekick(tmp_path, register_args(etcd, a.port, *side, "a"), "a"), \
             sidekick(tmp_path, register_args(etcd, b.port, *side, "b"), "b"):
         # registered first: HAProxy refuses a config without the frontend's default backend
-        wait_for(lambda: etcd.get("services/web/a") and etcd.get("services/web/b"), what="keys")
+        wait_for(lambda: etcd.get("/services/web/a") and etcd.get("/services/web/b"), what="keys")
         with daemon(args, tmp_path / "ctmpl.log") as ctmpl:
             wait_for(lambda: haproxy_env.bodies() == {"a", "b"}, what=f"a, b\n{ctmpl.text()}")
             a.stop()
-            wait_for(lambda: etcd.get("services/web/a") is None, what="a's key removed")
+            wait_for(lambda: etcd.get("/services/web/a") is None, what="a's key removed")
             haproxy_env.wait_bodies({"b"})
