@@ -70,11 +70,19 @@ class Lexer:
         self.pos = 0
         self.start = 0
         self.paren_depth = 0
+        self._line_at = 0
+        self._line_no = 1
 
     # -- helpers ------------------------------------------------------------------------
 
     def _line(self, pos: int) -> int:
-        return self.text.count("\n", 0, pos) + 1
+        # Tokens start at increasing offsets: count newlines incrementally, not from 0.
+        if pos >= self._line_at:
+            self._line_no += self.text.count("\n", self._line_at, pos)
+        else:
+            self._line_no -= self.text.count("\n", pos, self._line_at)
+        self._line_at = pos
+        return self._line_no
 
     def _emit(self, typ: str) -> None:
         self.tokens.append(Token(typ, self.start, self.text[self.start:self.pos],
@@ -243,8 +251,9 @@ class Lexer:
         while self._peek() != "" and self._peek() in _SPACE:
             self.pos += 1
             count += 1
-        rest = self.text[self.pos - 1:]
-        if len(rest) >= 2 and rest[1] == "-" and rest[2:].startswith(self.right):
+        # " -}}": the space is followed by a trim marker and the right delimiter.
+        if self.text.startswith("-", self.pos) and \
+                self.text.startswith(self.right, self.pos + 1):
             self.pos -= 1
             if count == 1:
                 return self._lex_right_delim
