@@ -18,7 +18,8 @@ Where the agent is not deterministic the double randomizes within what Consul do
 client comes to rely on an accident: streaming answers (``/v1/health/service`` with an
 ``index``) come in random order and return after exactly ``wait``; blocking-query answers
 are sorted and add up to ``wait/16`` of jitter; the merged tag lists of
-``/v1/catalog/services`` come in random order.
+``/v1/catalog/services`` come in random order; and so do the nodes and each node's instances
+in ``/v1/internal/ui/nodes``, an undocumented endpoint that promises no order.
 
 The server runs on its own event loop in a background thread, so tests drive it with
 plain blocking HTTP calls or from any event loop. ``stop()`` then ``start()`` reopens the
@@ -40,7 +41,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -58,6 +59,7 @@ SERVICE_MAINT = "_service_maintenance:"
 Body = Any
 Read = Callable[[], tuple[int, Body]]
 Filter = Callable[[Any], bool]
+T = TypeVar("T")
 
 
 @dataclass
@@ -153,6 +155,7 @@ class _Check:
     type: str = ""
     create: int = 0
     modify: int = 0
+    explicit: bool = False  # the registration gave a Status (else an update keeps the old)
 
     def json(self, ui: bool = False) -> dict[str, Any]:
         """The check as the health endpoints show it (``ui``: as ``/v1/internal/ui/nodes``
@@ -281,7 +284,8 @@ class ConsulState:
         for check in checks:
             prev = self.checks.get((check.node, check.check_id))
             if prev is not None:  # re-registration keeps the check's state (agent snapshot)
-                check.status, check.output = prev.status, prev.output
+                if not check.explicit:
+                    check.status, check.output = prev.status, prev.output
                 check.create, check.modify = prev.create, prev.modify
             check.service_tags = list(svc.tags or [])
             if prev is None or prev.json() != check.json():
@@ -328,6 +332,7 @@ class ConsulState:
                 svc.id if svc else d.get("ServiceID", ""),
                 svc.name if svc else "",
                 type="ttl" if d.get("TTL") else d.get("Type", ""),
+                explicit=bool(d.get("Status")),
             ))
         return checks
 
@@ -464,15 +469,20 @@ class ConsulState:
 
     def ui_nodes(self) -> tuple[int, Body]:
         """``/v1/internal/ui/nodes``: every node with its instances and checks."""
+        services: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        checks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for (node, _), svc in sorted(self.services.items()):
+            services[node].append(svc.json())
+        for (node, _), check in sorted(self.checks.items()):
+            checks[node].append(check.json(ui=True))
         out = []
-        for name, node in sorted(self.nodes.items()):
+        for name, node in _shuffled(sorted(self.nodes.items())):
+            random.shuffle(services[name])
             body = node.json()
             for drop in ("Datacenter", "CreateIndex", "ModifyIndex"):
                 del body[drop]
-            body["Services"] = [s.json() for (n, _), s in sorted(self.services.items())
-                                if n == name]
-            body["Checks"] = [c.json(ui=True) for (n, _), c in sorted(self.checks.items())
-                              if n == name]
+            body["Services"] = services[name]
+            body["Checks"] = checks[name]
             out.append(body)
         return self.catalog_index(), out
 
@@ -579,7 +589,7 @@ class ConsulState:
         return idx, names
 
 
-def _shuffled(items: Iterable[str]) -> list[str]:
+def _shuffled(items: Iterable[T]) -> list[T]:
     out = list(items)
     random.shuffle(out)
     return out
@@ -647,6 +657,7 @@ class ConsulDouble:
         self.port = port
         self.acl_token = acl_token
         self.conn_limit = CONN_LIMIT
+        self.ui_endpoints = True  # False: /v1/internal/ui/* answer 404 (an agent without them)
         self.last_contact_ms = 0
         self.requests: list[str] = []
         self.state: ConsulState | None = None
@@ -664,6 +675,16 @@ class ConsulDouble:
     def running(self) -> bool:
         """True between start() and stop()."""
         return self._thread is not None
+
+    def call(self, fn: Callable[[ConsulState], Any]) -> Any:
+        """Run ``fn(state)`` on the server's loop and return its result (bulk loading)."""
+        assert self._loop is not None and self.state is not None
+        state = self.state
+
+        async def run() -> Any:
+            return fn(state)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(600)
 
     def open_connections(self, ip: str = "127.0.0.1") -> int:
         """Connections currently counted against ``ip``'s limit."""
@@ -767,6 +788,8 @@ class ConsulDouble:
                 "internal/ui/services": st.ui_services,
             }
             read = reads.get(path[4:])
+            if group == "internal" and not self.ui_endpoints:
+                raise ApiError(404, "404 page not found")
             kind = "blocking-query"
             if read is None and rest.startswith("service/") and group in ("catalog", "health"):
                 name = unquote(rest[8:])

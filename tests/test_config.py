@@ -313,9 +313,9 @@ def test_flag_value_errors_are_usage_errors() -> None:
 
 
 def test_consul_connection_budget_stays_under_the_agents_limit(src: Path) -> None:
-    assert load([]).catalog.consul.max_connections == 64
+    assert load([]).catalog.consul.max_connections == 5
     conf = write(src / "c.hcl", "consul {\n  max_connections = 250\n}\n")
-    with pytest.raises(ConfigError, match=r"consul.max_connections: 250 is outside 8-190"):
+    with pytest.raises(ConfigError, match=r"consul.max_connections: 250 is outside 5-190"):
         load(["-config", conf])
 
 

@@ -1,25 +1,31 @@
 """ConsulCatalog against the ``consul`` fixture (the API double, or a real dev agent).
 
 Mutation check: each bug below, planted in ``ctmpl/sources/consul*.py``, makes at least the
-named test fail (on the double, which randomizes what Consul leaves unordered).
+named tests fail (on the double, which randomizes what Consul leaves unordered). Tests that
+take ``mode`` run both feeds: the UI endpoint and the documented fallback ("classic").
 
-- ``/v1/catalog/services`` dropped from the catalog-wide watches: an address-only change is
-  seen by no other endpoint -> ``test_every_change_reaches_a_watch[address*]``, ``[port]``.
-- ``/v1/health/state/any`` (or whatever watches checks) dropped -> ``[check flap]``,
-  ``[maintenance]``, ``[node failure]``; node changes not watched -> ``[node failure]``.
-- the instance sort dropped (order then follows Consul's, random for streaming answers)
-  -> ``test_instances_sorted_whatever_consul_order``.
-- the index not passed on, or not reset after an agent restart (its indexes start over)
-  -> ``test_agent_restart_does_not_stall_watches``, ``test_blocking_*``.
-- ``stale`` dropped from reads while ``max_stale`` is set -> ``test_stale_reads_ask_stale``,
-  ``test_stale_read_too_old_is_repeated``.
-- a watch missing for some kind of change -> ``test_every_change_reaches_a_watch``.
+- ``/v1/catalog/services`` dropped from the fallback's long-polls (or the UI feed ignoring
+  an instance's ``ModifyIndex``): an address-only change is seen by nothing else ->
+  ``test_every_change_reaches_a_watch[address*]``, ``[port*]``.
+- ``/v1/health/state/any`` dropped from the fallback -> ``[check flap-classic]``,
+  ``[maintenance-classic]``, ``[node failure-classic]``,
+  ``test_many_watches_stay_under_the_connection_limit[classic]``.
+- the instance sort dropped (the order then follows Consul's, which the UI endpoint and
+  streaming answers do not promise) -> ``test_instances_sorted_whatever_consul_order[ui]``,
+  ``test_service_instances_and_status``, ``test_blocking_register``.
+- the index not reset after a failed request (a restarted agent's indexes start over) ->
+  ``test_agent_restart_does_not_stall_watches``; an answer after a failure diffed by index
+  alone (indexes repeat after a restart) -> ``test_consul_e2e.py::test_consul_restart``.
+- ``stale`` dropped from the long-polls while ``max_stale`` is set ->
+  ``test_stale_reads_ask_stale``, ``test_stale_read_too_old_is_repeated``,
+  ``test_stale_read_fresh_enough_is_used``.
+- any kind of change not watched -> ``test_every_change_reaches_a_watch[<kind>-<mode>]``;
+  ``tests/test_consul_snapshot.py`` checks the UI feed's diff on random catalogs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -27,20 +33,22 @@ from typing import Any
 
 import pytest
 
-from ctmpl.config.model import TLS, CatalogConfig, ConsulConfig
+from ctmpl.config.model import TLS, CatalogConfig, ConsulConfig, Retry
 from ctmpl.errors import SourceError
 from ctmpl.model import Instance
 from ctmpl.sources import consul as consul_source
 from ctmpl.sources.base import Query, parse_service
 from ctmpl.sources.consul import ConsulCatalog, aggregated_status, parse_address
+from ctmpl.sources.consul_feed import FeedMode
 from tests.fixtures_consul import ConsulFixture, free_port
 
 PROMPT = 3.0  # a change must end a blocking fetch well before block_query_wait (10 s)
+RESTART = 20.0  # a real agent takes seconds to start; the old index would block 60 s
 
 
-def make(addr: str, **consul: Any) -> ConsulCatalog:
+def make(addr: str, mode: FeedMode = "auto", **consul: Any) -> ConsulCatalog:
     return ConsulCatalog(CatalogConfig(consul=ConsulConfig(address=addr, **consul),
-                                       block_query_wait=10.0))
+                                       block_query_wait=10.0), feed_mode=mode)
 
 
 @pytest.fixture
@@ -253,10 +261,8 @@ async def test_invalid_instances_dropped_once(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     for bad in ("web-bad-addr", "web-port-0", "web-port-big", "web 7"):
         assert len([w for w in warnings if f"health.service(web|any) {bad}" in w]) == 1, bad
-    services_query = catalog.services()
-    caplog.clear()
-    for _ in range(3):
-        await services_query.fetch(0)
+    for _ in range(3):  # another query of the same data does not warn again either
+        await catalog.services().fetch(0)
     assert len([r for r in caplog.records if "bad name" in r.getMessage()]) == 1
 
 
@@ -323,6 +329,7 @@ COUNTS = "counts the requests the agent receives, which only the double records"
 
 
 async def test_stale_read_too_old_is_repeated(consul: ConsulFixture) -> None:
+    """A stale catalog-wide answer whose last contact exceeds max_stale is asked again."""
     double = consul.double(LAST_CONTACT)
     double.last_contact_ms = 5000
     web(consul)
@@ -331,8 +338,8 @@ async def test_stale_read_too_old_is_repeated(consul: ConsulFixture) -> None:
     data, _ = await service(cat, "web").fetch(0)
     await cat.aclose()
     assert ids(data) == ["web-1"]
-    asked = [r for r in double.requests if r.startswith("GET /v1/health/service/web")]
-    assert len(asked) == 2 and "stale" in asked[0] and "stale" not in asked[1]
+    assert double.requests[:2] == ["GET /v1/internal/ui/nodes?stale=",
+                                   "GET /v1/internal/ui/nodes"]
 
 
 async def test_stale_read_fresh_enough_is_used(consul: ConsulFixture) -> None:
@@ -342,30 +349,35 @@ async def test_stale_read_fresh_enough_is_used(consul: ConsulFixture) -> None:
     double.requests.clear()
     await cat.nodes().fetch(0)
     await cat.aclose()
-    assert double.requests == ["GET /v1/catalog/nodes?stale="]
+    assert double.requests[0] == "GET /v1/internal/ui/nodes?stale="
+    assert "GET /v1/catalog/nodes" in double.requests  # a read after the feed: never stale
 
 
-async def test_many_watches_stay_under_the_connection_limit(consul: ConsulFixture) -> None:
-    """More blocking queries than connections: all still see their changes promptly."""
+@pytest.mark.parametrize("mode", ["ui", "classic"])
+async def test_many_watches_stay_under_the_connection_limit(
+    consul: ConsulFixture, mode: FeedMode
+) -> None:
+    """Many more blocking queries than connections: all still see their changes promptly,
+    through at most 5 connections (the agent here refuses a sixth)."""
     double = consul.double("sets the agent's connection limit and counts open connections")
-    double.conn_limit = 20
+    double.conn_limit = 5
     count = 60
     for n in range(count):
         consul.register(f"svc{n}-1", f"svc{n}", "10.9.0.1", 8000 + n)
     cat = ConsulCatalog(CatalogConfig(consul=ConsulConfig(address=consul.addr),
-                                      block_query_wait=30.0), max_connections=16)
+                                      block_query_wait=30.0), feed_mode=mode)
     queries = [service(cat, f"svc{n}") for n in range(count)]
     first = [await q.fetch(0) for q in queries]
     tasks = [asyncio.create_task(q.fetch(i)) for q, (_, i) in zip(queries, first, strict=True)]
     await asyncio.sleep(0.5)
     assert not any(t.done() for t in tasks)
-    assert double.open_connections() <= 16
+    assert double.open_connections() <= 5
     for n in (0, count - 1):
         await asyncio.to_thread(consul.set_status, f"svc{n}-1", "critical")
         data, _ = await asyncio.wait_for(tasks[n], PROMPT)
         assert data == ()
     assert not any(t.done() for t in tasks[1:-1])
-    assert double.open_connections() <= 16
+    assert double.open_connections() <= 5
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -383,37 +395,40 @@ def test_parse_address(address: str, tls: bool, expected: tuple[str, str]) -> No
     assert parse_address(address, TLS(enabled=tls)) == expected
 
 
-async def test_agent_restart_does_not_stall_watches(
-    consul: ConsulFixture, catalog: ConsulCatalog
-) -> None:
-    """A restarted dev agent starts its indexes again; the old index must not hang a fetch.
-
-    A fetch outstanding when the agent stops ends promptly: with a transport error, or with
-    whatever the agent answers while it shuts down (an error status or its current data).
-    """
+async def test_agent_restart_does_not_stall_watches(consul: ConsulFixture) -> None:
+    """A restarted dev agent starts its indexes again, lower than before: the catalog-wide
+    long-poll must not keep asking with the old index (it would block for a whole wait)."""
+    for n in range(8):  # push the index up, so the restarted agent's stays below it
+        consul.register(f"pad-{n}", "pad", "10.0.9.1", 80 + n)
     web(consul)
-    query = service(catalog, "web|any")
-    _, index = await query.fetch(0)
-    pending = asyncio.create_task(query.fetch(index))
-    await asyncio.sleep(0.2)
-    await asyncio.to_thread(consul.stop)
-    with contextlib.suppress(SourceError):
-        await asyncio.wait_for(pending, PROMPT)
-    with pytest.raises(SourceError):  # the watch retries while the agent is down
-        await asyncio.wait_for(query.fetch(index), PROMPT)
-    await asyncio.to_thread(consul.start)
-    await asyncio.to_thread(web, consul)
-    data, _ = await asyncio.wait_for(query.fetch(index), PROMPT)
-    assert ids(data) == ["web-1", "web-2", "web-3"]
+    cat = ConsulCatalog(CatalogConfig(
+        consul=ConsulConfig(address=consul.addr, retry=Retry(backoff=0.1, max_backoff=1.0)),
+        block_query_wait=60.0))
+    query = service(cat, "web|any")
+    try:
+        _, index = await query.fetch(0)
+        pending = asyncio.create_task(query.fetch(index))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(consul.stop)
+        await asyncio.to_thread(consul.start)
+        await asyncio.to_thread(consul.register, "web-9", "web", "10.0.0.9", 8080)
+        data, new_index = await asyncio.wait_for(pending, RESTART)
+        assert ids(data) == ["web-9"]
+        data, _ = await asyncio.wait_for(query.fetch(index), RESTART)  # the old index
+        assert ids(data) == ["web-9"] and new_index != index
+    finally:
+        await cat.aclose()
 
 
-async def test_stale_reads_ask_stale(consul: ConsulFixture) -> None:
-    """With ``max_stale`` set, reads and blocking reads carry ``stale``."""
+@pytest.mark.parametrize("mode", ["ui", "classic"])
+async def test_stale_reads_ask_stale(consul: ConsulFixture, mode: FeedMode) -> None:
+    """With ``max_stale`` set the catalog-wide long-polls carry ``stale``; the reads they
+    set off do not, so they cannot return data older than the answer that set them off."""
     double = consul.double(COUNTS)
     double.last_contact_ms = 10
     web(consul)
     cat = ConsulCatalog(CatalogConfig(consul=ConsulConfig(address=consul.addr), max_stale=2.0,
-                                      block_query_wait=10.0))
+                                      block_query_wait=10.0), feed_mode=mode)
     query = service(cat, "web|any")
     try:
         double.requests.clear()
@@ -424,18 +439,21 @@ async def test_stale_reads_ask_stale(consul: ConsulFixture) -> None:
         await asyncio.wait_for(pending, PROMPT)
     finally:
         await cat.aclose()
-    fixture = "GET /v1/health/service/web"  # the fixture's own polls while it settles
-    asked = [r for r in double.requests if r.startswith(fixture) and r != fixture]
-    assert len(asked) >= 2 and all("stale" in r for r in asked)
+    feeds = ("GET /v1/internal/", "GET /v1/catalog/", "GET /v1/health/state")
+    polls = [r for r in double.requests if r.startswith(feeds)]
+    reads = [r for r in double.requests if r.startswith("GET /v1/health/service/")]
+    assert len(polls) >= 2 and all("stale" in r for r in polls)
+    assert all("stale" not in r for r in reads)
 
 
-async def test_instances_sorted_whatever_consul_order(
-    consul: ConsulFixture, catalog: ConsulCatalog
-) -> None:
+@pytest.mark.parametrize("mode", ["ui", "classic"])
+async def test_instances_sorted_whatever_consul_order(consul: ConsulFixture, mode: FeedMode
+                                                      ) -> None:
     """Instances come sorted by node then ID, whatever order Consul answers in (streaming
-    answers are unordered; the double shuffles them)."""
+    answers and the UI endpoint promise none; the double shuffles them)."""
     for n in (5, 1, 4, 2, 6, 3):
         consul.register(f"web-{n}", "web", f"10.0.0.{n}", 8080)
+    catalog = make(consul.addr, mode)
     query = service(catalog, "web|any")
     data, index = await query.fetch(0)
     for status in ("warning", "passing", "critical", "passing"):
@@ -444,6 +462,7 @@ async def test_instances_sorted_whatever_consul_order(
         await asyncio.to_thread(consul.set_status, "web-3", status)
         data, index = await asyncio.wait_for(pending, PROMPT)
         assert ids(data) == [f"web-{n}" for n in range(1, 7)]
+    await catalog.aclose()
 
 
 def _changes() -> dict[str, tuple[str, Callable[[ConsulFixture], None], list[str]]]:
@@ -467,8 +486,10 @@ def _view(data: object) -> list[str]:
     return [f"{i.ID} {i.Address}:{i.Port} {','.join(i.Tags)}" for i in data]
 
 
+@pytest.mark.parametrize("mode", ["ui", "classic"])
 @pytest.mark.parametrize("kind", list(_changes()))
-async def test_every_change_reaches_a_watch(consul: ConsulFixture, kind: str) -> None:
+async def test_every_change_reaches_a_watch(consul: ConsulFixture, kind: str, mode: FeedMode
+                                            ) -> None:
     """Each kind of change ends a blocking fetch of the changed service promptly, also when
     watches outnumber the connections (catalog-wide watches must see every kind)."""
     name, change, want = _changes()[kind]
@@ -478,7 +499,7 @@ async def test_every_change_reaches_a_watch(consul: ConsulFixture, kind: str) ->
     consul.register_external("ext-node", "10.8.2.1", "ext-a", "ext", address="10.8.2.2", port=80)
     consul.node_check("ext-node", "10.8.2.1", "passing")
     cat = ConsulCatalog(CatalogConfig(consul=ConsulConfig(address=consul.addr),
-                                      block_query_wait=30.0), max_connections=8)
+                                      block_query_wait=30.0), feed_mode=mode)
     names = [f"svc-{n}" for n in range(12)] + ["nochk", "ext"]
     queries = {n: service(cat, n) for n in names}
     try:

@@ -229,7 +229,7 @@ def test_help_lists_exactly_the_readme_flags(capsys: pytest.CaptureFixture[str])
 @pytest.mark.parametrize(
     "argv",
     [["-bogus"], ["-template", "x"], ["-var", "x"], ["-wait", "soon"], ["-catalog", "bogus"],
-     ["-catalog", "etcd://nohost/x"], ["-catalog", "file://"], ["-consul-max-connections", "5"],
+     ["-catalog", "etcd://nohost/x"], ["-catalog", "file://"], ["-consul-max-connections", "4"],
      ["-consul-max-connections", "many"], ["-consul-token-file", "/nonexistent/token"],
      ["-consul-retry-backoff", "2m"], ["-log-level", "loud"], ["-config", "/nonexistent.hcl"],
      ["-consul-auth", ":pw"], ["-once=maybe"], ["-consul-ssl-verify=perhaps"]],

@@ -14,12 +14,12 @@ import pytest
 
 from ctmpl import logs, tasks
 from ctmpl.brain import Brain
-from ctmpl.config.model import CatalogConfig, Config, TemplateConfig, Wait
+from ctmpl.config.model import CatalogConfig, Config, Retry, TemplateConfig, Wait
 from ctmpl.errors import SourceError, TemplateError
 from ctmpl.model import KVPair
 from ctmpl.runner import Runner
-from ctmpl.sources.consul_budget import Pulse
 from ctmpl.sources.consul_http import Answer
+from ctmpl.sources.consul_poll import Poll
 from ctmpl.watch import Watcher, WatchPolicy
 from tests.foundation_util import load, template
 
@@ -114,37 +114,38 @@ def test_a_template_error_never_echoes_a_huge_value() -> None:
     assert "service(" in str(caught.value) and len(str(caught.value)) < 500
 
 
-class FlakyReader:
-    epoch = 0
+class FlakyRequest:
+    """Refuses twice, answers once, then blocks (a long-poll with nothing new)."""
 
     def __init__(self) -> None:
         self.calls = 0
 
-    async def request(self, key: str, path: str, params: object, index: int,
-                      mode: str) -> Answer:
+    async def __call__(self, key: str, path: str, params: object, index: int) -> Answer:
         self.calls += 1
         if self.calls <= 2:
             raise SourceError(f"{key}: connection refused")
         if self.calls > 3:
             await asyncio.sleep(3600)
-        return Answer(body=[], index=5, last_contact=0.0, epoch=0)
+        return Answer(body=[], index=5, last_contact=0.0)
 
 
 async def test_a_failing_catalog_wide_poll_warns_once_and_logs_its_recovery(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    real_sleep = asyncio.sleep
-    monkeypatch.setattr(asyncio, "sleep", lambda s: real_sleep(0 if s == 1.0 else s))
     caplog.set_level(logging.DEBUG)
-    reader = FlakyReader()
-    pulse = Pulse(reader, [("/v1/catalog/services", ())])  # type: ignore[arg-type]
+    request = FlakyRequest()
+    poll = Poll(request, "catalog.feed(ui/nodes)", "/v1/internal/ui/nodes", (),
+                retry=Retry(backoff=0.001, max_backoff=0.01),
+                on_answer=lambda answer: None, on_error=lambda error: False)
+    task = asyncio.create_task(poll.run())
     try:
         for _ in range(200):
-            if reader.calls >= 4:
+            if request.calls >= 4:
                 break
-            await real_sleep(0.01)
+            await asyncio.sleep(0.01)
     finally:
-        await pulse.aclose()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "connection refused" in warnings[0].getMessage()
     assert any("recovered after 2 failed attempt(s)" in r.getMessage()

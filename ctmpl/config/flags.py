@@ -131,7 +131,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("consul-retry-max-backoff", "consul.retry.max_backoff", "value",
          "retry delay cap (default 1m)", "DUR"),
     Flag("consul-max-connections", "consul.max_connections", "value",
-         "HTTP connection budget to the agent, 8–190 (default 64)", "N"),
+         "HTTP connections to the agent at most, 5–190 (default 5)", "N"),
     Flag("etcd-ca-cert", "etcd.ssl.ca_cert", "value", "etcd CA certificate", "PATH"),
     Flag("etcd-cert", "etcd.ssl.cert", "value", "etcd client certificate", "PATH"),
     Flag("etcd-key", "etcd.ssl.key", "value", "etcd client key", "PATH"),

@@ -232,14 +232,14 @@ def _consul(raw: Mapping[str, Any]) -> ConsulConfig:
         auth_password=auth.get("password", "") if enabled else "",
         ssl=_tls(raw.get("ssl", {})),
         retry=_retry("consul.retry", raw.get("retry", {})),
-        max_connections=_connections(raw.get("max_connections", 64)),
+        max_connections=_connections(raw.get("max_connections", 5)),
     )
 
 
 def _connections(value: int) -> int:
-    if not 8 <= value <= 190:
+    if not 5 <= value <= 190:
         raise ConfigError(
-            f"consul.max_connections: {value} is outside 8-190 (the agent allows 200 per client)"
+            f"consul.max_connections: {value} is outside 5-190 (the agent allows 200 per client)"
         )
     return value
 

@@ -61,7 +61,7 @@ class ConsulConfig:
     auth_password: str = ""
     ssl: TLS = TLS()
     retry: Retry = Retry()
-    max_connections: int = 64  # HTTP connections to the agent, well under its 200 per client
+    max_connections: int = 5  # HTTP connections to the agent, well under its 200 per client
 
 
 @dataclass(frozen=True)

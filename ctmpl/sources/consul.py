@@ -1,121 +1,115 @@
 """Consul as a service catalog: health-checked services, catalog services and nodes, and KV.
 
-``ConsulCatalog(config)`` reads ``config.consul`` (address, token, basic auth, TLS, connection
-budget) and the shared ``max_stale`` / ``block_query_wait``. Each query is a Consul blocking
-query: index 0 answers at once, otherwise ``index=<n>&wait=<block_query_wait>s``. With
-``max_stale > 0`` reads are ``stale``; an answer whose ``X-Consul-LastContact`` exceeds
-``max_stale`` is asked again without ``stale``, as consul-template does. Retry and backoff live
-in ``ctmpl.watch``; the HTTP client and its error messages in ``ctmpl.sources.consul_http``; how
-many connections the queries share in ``ctmpl.sources.consul_budget``.
+``ConsulCatalog(config)`` reads ``config.consul`` (address, token, basic auth, TLS,
+``max_connections``) and the shared ``max_stale`` / ``block_query_wait``.
 
-Lost connections. After a transport failure (the connection ``epoch`` moves) every query
-re-reads without an index before blocking again, and long-polls use short waits for a while,
-because a restarted agent's indexes start over and one equal to an old index would otherwise
-hold a watch for a whole ``wait``.
+Cost follows the change, not the catalog. Queries do not long-poll one by one: a feed
+(``ctmpl.sources.consul_feed``) long-polls catalog-wide endpoints and tells each query when
+its service changed; a query whose service did not change sends nothing. With
+``/v1/internal/ui/nodes`` available, the feed's answer already holds every instance with its
+checks, so a change costs one request however many services a template reads; otherwise the
+changed services are read again with ``/v1/health/service/<name>``. KV queries follow a
+long-poll on ``/v1/kv/?keys&separator=/`` the same way. Queries for another datacenter
+(``@dc``) read again every ``OTHER_DC_POLL`` seconds. Every request goes through one pool of
+at most ``max_connections`` connections (default 5).
+
+Freshness. The feed's long-polls may be ``stale`` when ``max_stale`` is set (an answer whose
+``X-Consul-LastContact`` exceeds it is asked again without ``stale``, as consul-template
+does); the reads a feed's change sets off are never stale, so they cannot return data older
+than the catalog-wide answer that set them off.
+
+Errors. A failed long-poll retries that request only (``ctmpl.sources.consul_poll``); a
+failed read raises ``SourceError`` to its watch, which retries it with backoff. Nothing else
+is read again.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, Literal
 
 from ctmpl.config.model import CatalogConfig
 from ctmpl.logs import TRACE
-from ctmpl.model import (
-    Check,
-    Instance,
-    InvalidEntry,
-    KVPair,
-    Node,
-    ServiceSummary,
-    clean_addresses,
-    clean_meta,
-    clean_tag_list,
-    clean_tags,
-    clean_text,
-    is_safe_name,
-    is_valid_address,
-    make_instance,
-    sort_instances,
-)
+from ctmpl.model import Instance, KVPair, Node, ServiceSummary, sort_instances
+from ctmpl.sources import consul_decode as decode
 from ctmpl.sources.base import Query, ServiceSpec, kv_path, relative_pairs
-from ctmpl.sources.consul_budget import Budget, Kind, Mode, Params
+from ctmpl.sources.consul_decode import Seen, aggregated_status
+from ctmpl.sources.consul_feed import (
+    ANY,
+    NODES,
+    SERVICES,
+    CatalogFeed,
+    Feed,
+    FeedMode,
+    KeyFeed,
+    wait_changed,
+)
 from ctmpl.sources.consul_http import AgentHTTP, Answer, decode_value, parse_address
+from ctmpl.sources.consul_poll import Params
+from ctmpl.sources.consul_snapshot import CatalogSnapshot
 
 __all__ = ["ConsulCatalog", "ConsulQuery", "aggregated_status", "parse_address"]
 
+
 log = logging.getLogger(__name__)
 
+OTHER_DC_POLL = 5.0  # seconds between reads of a query for another datacenter
 _READ_TIMEOUT = 15.0  # a non-blocking read
-_TIMEOUT_MARGIN = 5.0  # on top of wait + wait/16 for a blocking read
-_RECOVERY_WAIT = 1.0  # the wait of a long-poll soon after a lost connection
-_NODE_MAINT = "_node_maintenance"
-_SERVICE_MAINT = "_service_maintenance:"
+_TIMEOUT_MARGIN = 5.0  # on top of wait + wait/16 for a long-poll
 
-T = TypeVar("T")
-
-
-def aggregated_status(checks: Iterable[Mapping[str, Any]]) -> str:
-    """consul-template's HealthChecks.AggregatedStatus: maintenance > critical > warning."""
-    seen: set[str] = set()
-    for check in checks:
-        check_id = str(check.get("CheckID", ""))
-        if check_id == _NODE_MAINT or check_id.startswith(_SERVICE_MAINT):
-            seen.add("maintenance")
-        else:
-            status = check.get("Status")
-            seen.add(status if status in ("passing", "warning") else "critical")
-    for status in ("maintenance", "critical", "warning"):
-        if status in seen:
-            return status
-    return "passing"
-
-
-class _Seen(Generic[T]):
-    """Results per distinct raw entry, so a bad entry is warned about once, not every poll."""
-
-    def __init__(self) -> None:
-        self._old: dict[str, T] = {}
-        self._new: dict[str, T] = {}
-
-    def get(self, raw: Any, build: Callable[[], T]) -> T:
-        key = json.dumps(raw, sort_keys=True, default=str)
-        if key not in self._new:
-            self._new[key] = self._old[key] if key in self._old else build()
-        return self._new[key]
-
-    def done(self) -> None:
-        self._old, self._new = self._new, {}
+FeedKind = Literal["catalog", "kv", "none"]
+Refresh = Callable[[], Awaitable[tuple[object, int]]]
 
 
 @dataclass(eq=False)
 class ConsulQuery:
-    """One Consul blocking query; ``decode`` turns the JSON body (None on 404) into data."""
+    """One watched question: ``refresh()`` reads (or computes) its data; ``fetch`` calls it
+    again only when the feed's stamp for ``stamp_name`` has moved.
+
+    The index ``fetch`` returns is the query's own version, moved each time its data
+    changes: Consul's indexes start over when an agent restarts and may then repeat an
+    old value for different data, and the feeds already deal with them.
+    """
 
     catalog: ConsulCatalog
     key: str  # stable identifier naming every argument, e.g. health.service(web|passing)
-    path: str
-    params: Params
-    decode: Callable[[Any], object]
-    kind: Kind
-    dc: str = ""
-    epoch: int = -1  # connection epoch of the last answer (see ConsulCatalog.epoch)
+    stamp_name: str
+    refresh: Refresh
+    feed_kind: FeedKind
+    _stamp: int = -1
+    _read_at: float = 0.0
+    _version: int = 0
+    _data: object = field(default=None, repr=False)
 
     async def fetch(self, index: int) -> tuple[object, int]:
-        """(data, X-Consul-Index), blocking while nothing changed past ``index``."""
-        try:
-            answer = await self.catalog.blocking_get(self, index)
-        except BaseException:
-            # Any failure, not only a lost connection: an agent that is shutting down may
-            # answer 500 before it goes, and comes back with its indexes started over.
-            self.epoch = -1
-            raise
-        self.epoch = answer.epoch
-        return self.decode(answer.body), answer.index
+        """(data, version), waiting up to ``block_query_wait`` while nothing changed past
+        ``index``; index 0 answers at once."""
+        feed = self.catalog.feed(self.feed_kind)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.catalog.wait
+        while True:
+            changed = None
+            if feed is not None:
+                await feed.ready(self.key)
+                changed = feed.changed(self.stamp_name)
+                stamp = feed.stamp(self.stamp_name)
+            else:
+                stamp = self._stamp + (loop.time() - self._read_at >= OTHER_DC_POLL)
+            if self._version == 0 or index <= 0 or stamp != self._stamp:
+                data, _ = await self.refresh()
+                if self._version == 0 or data != self._data:
+                    self._data, self._version = data, self._version + 1
+                self._stamp, self._read_at = stamp, loop.time()
+            if index != self._version:
+                return self._data, self._version
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return self._data, self._version
+            await wait_changed(changed, remaining if changed else min(remaining, OTHER_DC_POLL))
 
 
 class ConsulCatalog:
@@ -123,38 +117,78 @@ class ConsulCatalog:
 
     name = "consul"
 
-    def __init__(self, config: CatalogConfig, *, max_connections: int | None = None) -> None:
+    def __init__(
+        self,
+        config: CatalogConfig,
+        *,
+        max_connections: int | None = None,
+        feed_mode: FeedMode = "auto",
+    ) -> None:
         consul = config.consul
         self._config = config
-        self._budget = Budget(self, max_connections or consul.max_connections)
-        self.max_connections = self._budget.max_connections
+        self.max_connections = max_connections or consul.max_connections
         self._http = AgentHTTP(consul, self.max_connections)
         self.hostport = self._http.hostport
+        self.wait = config.block_query_wait
+        self._feed_mode: FeedMode = feed_mode
+        self._feeds: dict[str, Feed] = {}
 
     @property
     def settings(self) -> CatalogConfig:
         """The catalog configuration this client was built from."""
         return self._config
 
+    def plain_query(
+        self, key: str, path: str, decode: Callable[[Any], object], feed_kind: FeedKind,
+        stamp_name: str = ANY,
+    ) -> ConsulQuery:
+        """A query that reads ``path`` again whenever its feed reports a change to
+        ``stamp_name`` (default: any change of that feed)."""
+
+        async def refresh() -> tuple[object, int]:
+            answer = await self.read(key, path, ())
+            return decode(answer.body), answer.index
+
+        return ConsulQuery(self, key, stamp_name, refresh, feed_kind)
+
+    def feed(self, kind: FeedKind) -> Feed | None:
+        """The feed of ``kind``, started on first use (None: queries that poll on a timer)."""
+        if kind == "none":
+            return None
+        if kind not in self._feeds:
+            stale: Params = (("stale", ""),) if self._config.max_stale > 0 else ()
+            retry = self._config.consul.retry
+            self._feeds[kind] = (
+                CatalogFeed(self.long_poll, retry, stale, self._feed_mode)
+                if kind == "catalog" else KeyFeed(self.long_poll, retry, stale))
+        return self._feeds[kind]
+
     @property
-    def epoch(self) -> int:
-        """Bumped by every transport failure: the agent may have restarted."""
-        return self._http.epoch
+    def catalog_feed(self) -> CatalogFeed:
+        """The feed of the local datacenter's catalog."""
+        feed = self.feed("catalog")
+        assert isinstance(feed, CatalogFeed)
+        return feed
 
     # -- the Catalog protocol --------------------------------------------------------
 
     def services(self) -> Query:
         """``/v1/catalog/services``: every service name with the union of its tags."""
         key = "catalog.services"
-        seen: _Seen[ServiceSummary | None] = _Seen()
+        seen: Seen[ServiceSummary | None] = Seen()
 
-        def decode(body: Any) -> tuple[ServiceSummary, ...]:
-            out = [seen.get([n, t], partial(_summary, key, n, t))
+        async def refresh() -> tuple[object, int]:
+            feed = self.catalog_feed
+            if feed.mode == "ui":
+                return feed.cached(SERVICES, partial(_summaries, key, seen)), feed.index_of(
+                    SERVICES)
+            index, body = feed.classic_body("services")
+            out = [seen.get([n, t], partial(decode.summary, key, n, t))
                    for n, t in sorted((body or {}).items())]
             seen.done()
-            return tuple(s for s in out if s is not None)
+            return tuple(s for s in out if s is not None), index
 
-        return ConsulQuery(self, key, "/v1/catalog/services", (), decode, "catalog")
+        return ConsulQuery(self, key, SERVICES, refresh, "catalog")
 
     def service(self, spec: ServiceSpec) -> Query:
         """``/v1/health/service/<name>``: instances filtered by tag and status."""
@@ -166,182 +200,117 @@ class ConsulCatalog:
             params.append(("passing", "1"))
         if spec.dc:
             params.append(("dc", spec.dc))
-        if spec.near:
-            params.append(("near", spec.near))
-        seen: _Seen[Instance | None] = _Seen()
-
-        def decode(body: Any) -> tuple[Instance, ...]:
-            out = [seen.get(e, partial(_instance, key, e)) for e in body or []]
-            seen.done()
-            return sort_instances(i for i in out if i is not None and spec.accepts(i))
-
+        seen: Seen[Instance | None] = Seen()
         path = f"/v1/health/service/{spec.name}"
-        return ConsulQuery(self, key, path, tuple(params), decode, "catalog", spec.dc)
+
+        def pick(instances: Any) -> tuple[Instance, ...]:
+            return sort_instances(i for i in instances if i is not None and spec.accepts(i))
+
+        async def read() -> tuple[object, int]:
+            answer = await self.read(key, path, tuple(params))
+            out = [seen.get(e, partial(decode.instance, key, e)) for e in answer.body or []]
+            seen.done()
+            return pick(out), answer.index
+
+        async def refresh() -> tuple[object, int]:
+            feed = self.catalog_feed
+            if feed.mode != "ui":
+                return await read()
+            built = feed.cached(spec.name, partial(_instances, key, spec.name))
+            return pick(built), feed.index_of(spec.name)
+
+        if spec.dc:
+            return ConsulQuery(self, key, spec.name, read, "none")
+        return ConsulQuery(self, key, spec.name, refresh, "catalog")
 
     def nodes(self) -> Query:
         """``/v1/catalog/nodes``: every node of the datacenter."""
         key = "catalog.nodes"
-        seen: _Seen[Node | None] = _Seen()
+        seen: Seen[Node | None] = Seen()
 
-        def decode(body: Any) -> tuple[Node, ...]:
-            out = [seen.get(n, partial(_node, key, n)) for n in body or []]
+        async def refresh() -> tuple[object, int]:
+            feed = self.catalog_feed
+            if feed.mode == "classic":
+                index, body = feed.classic_body("nodes")
+            else:
+                answer = await self.read(key, "/v1/catalog/nodes", ())
+                index, body = answer.index, answer.body
+            out = [seen.get(n, partial(decode.node, key, n)) for n in body or []]
             seen.done()
-            return tuple(sorted((n for n in out if n is not None), key=lambda n: n.Node))
+            return tuple(sorted((n for n in out if n is not None), key=lambda n: n.Node)), index
 
-        return ConsulQuery(self, key, "/v1/catalog/nodes", (), decode, "catalog")
+        return ConsulQuery(self, key, NODES, refresh, "catalog")
 
     def key(self, path: str) -> Query:
         """``/v1/kv/<path>``: one key, None while it does not exist."""
         path = kv_path("key", path)
+        key = f"kv.get({path})"
 
-        def decode(body: Any) -> KVPair | None:
+        async def refresh() -> tuple[object, int]:
+            answer = await self.read(key, f"/v1/kv/{path}", ())
+            body = answer.body
             if not body:
-                return None
-            return KVPair(Key=path, Path=path, Value=decode_value(body[0].get("Value")),
-                          Flags=_flags(body[0]))
+                return None, answer.index
+            pair = KVPair(Key=path, Path=path, Value=decode_value(body[0].get("Value")),
+                          Flags=decode.flags(body[0]))
+            return pair, answer.index
 
-        return ConsulQuery(self, f"kv.get({path})", f"/v1/kv/{path}", (), decode, "kv")
+        return ConsulQuery(self, key, "", refresh, "kv")
 
     def tree(self, prefix: str) -> Query:
         """``/v1/kv/<prefix>/?recurse``: every key below a prefix, relative to it."""
         prefix = kv_path("tree", prefix, allow_empty=True)
-
-        def decode(body: Any) -> tuple[KVPair, ...]:
-            items = ((str(e.get("Key", "")), decode_value(e.get("Value"))) for e in body or [])
-            flags = {str(e.get("Key", "")): _flags(e) for e in body or [] if e.get("Flags")}
-            return relative_pairs(prefix, items, flags)
-
+        key = f"kv.tree({prefix})"
         path = f"/v1/kv/{prefix}/" if prefix else "/v1/kv/"
-        return ConsulQuery(self, f"kv.tree({prefix})", path, (("recurse", ""),), decode, "kv")
+
+        async def refresh() -> tuple[object, int]:
+            answer = await self.read(key, path, (("recurse", ""),))
+            body = answer.body or []
+            items = ((str(e.get("Key", "")), decode_value(e.get("Value"))) for e in body)
+            flags = {str(e.get("Key", "")): decode.flags(e) for e in body if e.get("Flags")}
+            return relative_pairs(prefix, items, flags), answer.index
+
+        return ConsulQuery(self, key, "", refresh, "kv")
 
     async def aclose(self) -> None:
-        """Stop the pulses and close every connection."""
-        await self._budget.aclose()
+        """Stop the feeds and close every connection."""
+        feeds, self._feeds = list(self._feeds.values()), {}
+        for feed in feeds:
+            await feed.aclose()
         await self._http.aclose()
 
-    # -- blocking queries -----------------------------------------------------------
+    # -- requests ----------------------------------------------------------------------
 
-    async def blocking_get(self, query: ConsulQuery, index: int) -> Answer:
-        """One fetch: a long-poll when a slot is free, else quick reads paced by a pulse."""
-        key, path, params = query.key, query.path, query.params
-        if index <= 0 or query.epoch != self.epoch:
-            # After a lost connection the index may come from an agent that has restarted
-            # since (a dev agent starts again near 0): long-polling with it would hang.
-            return await self.stale_get(key, path, params, 0, "quick")
-        with self._budget.long_poll() as granted:
-            if granted:
-                return await self.stale_get(key, path, params, index, "long")
-        read = partial(self.stale_get, key, path, params, 0, "quick")
-        wait = self._config.block_query_wait
-        return await self._budget.paced(read, query.kind, query.dc, index, wait)
+    async def read(self, key: str, path: str, params: Params) -> Answer:
+        """A plain (leader) read: never older than a catalog-wide answer before it."""
+        return await self._http.get(key, path, list(params), _READ_TIMEOUT)
 
-    async def stale_get(
-        self, key: str, path: str, params: Params, index: int, mode: Mode
-    ) -> Answer:
-        """A read that allows stale answers, repeated consistently when they are too old."""
-        max_stale = self._config.max_stale
-        if max_stale <= 0:
-            return await self.request(key, path, params, index, mode)
-        answer = await self.request(key, path, (*params, ("stale", "")), index, mode)
-        if answer.last_contact > max_stale:
+    async def long_poll(self, key: str, path: str, params: Params, index: int) -> Answer:
+        """GET ``path`` blocking past ``index`` (when positive) for up to ``block_query_wait``;
+        a ``stale`` answer older than ``max_stale`` is asked again without ``stale``."""
+        query = list(params)
+        timeout = _READ_TIMEOUT
+        if index > 0:
+            query += [("index", str(index)), ("wait", f"{max(1, round(self.wait * 1000))}ms")]
+            timeout = self.wait + self.wait / 16 + _TIMEOUT_MARGIN
+        answer = await self._http.get(key, path, query, timeout)
+        if ("stale", "") in params and answer.last_contact > self._config.max_stale:
             log.log(TRACE, "%s: last contact %.3fs exceeds max_stale, asking the leader",
                     key, answer.last_contact)
-            answer = await self.request(key, path, params, index, mode)
-        return answer
-
-    async def request(
-        self, key: str, path: str, params: Params, index: int, mode: Mode
-    ) -> Answer:
-        """GET ``path``, blocking past ``index`` when it is positive, through ``mode``'s slots."""
-        query = list(params)
-        wait = 0.0
-        if index > 0:
-            wait = self._config.block_query_wait
-            if self._http.recovering():
-                wait = min(wait, _RECOVERY_WAIT)
-            query += [("index", str(index)), ("wait", f"{max(1, round(wait * 1000))}ms")]
-        timeout = wait + wait / 16 + _TIMEOUT_MARGIN if wait else _READ_TIMEOUT
-        if mode == "quick":
-            async with self._budget.quick:
-                return await self._http.get(key, path, query, timeout)
-        if index <= 0:
-            return await self._http.get(key, path, query, timeout)
-        answer = await self._http.unless_lost(self._http.get(key, path, query, timeout))
-        if answer is None:
-            log.log(TRACE, "%s: another request lost the agent; reading afresh", key)
-            return await self._http.get(key, path, list(params), _READ_TIMEOUT)
+            fresh = [p for p in query if p != ("stale", "")]
+            answer = await self._http.get(key, path, fresh, timeout)
         return answer
 
 
-def _flags(entry: Mapping[str, Any]) -> int:
-    flags = entry.get("Flags")
-    return flags if isinstance(flags, int) and not isinstance(flags, bool) else 0
+def _instances(key: str, name: str, snap: CatalogSnapshot) -> tuple[Any, ...]:
+    """Every instance of ``name`` in a snapshot, bad entries dropped with a warning."""
+    return tuple(decode.instance(key, e) for e in snap.entries(name))
 
 
-def _summary(key: str, name: Any, tags: Any) -> ServiceSummary | None:
-    if not isinstance(name, str) or not is_safe_name(name):
-        log.warning("%s: service name %r is not a safe identifier (dropped)", key, name)
-        return None
-    return ServiceSummary(Name=name, Tags=clean_tags(f"{key} {name}", tags or []))
-
-
-def _instance(key: str, entry: Mapping[str, Any]) -> Instance | None:
-    svc = entry.get("Service") or {}
-    node = entry.get("Node") or {}
-    try:
-        inst = make_instance(
-            f"{key} {svc.get('ID')}",
-            name=svc.get("Service", ""),
-            id=svc.get("ID", ""),
-            address=svc.get("Address") or node.get("Address", ""),
-            port=svc.get("Port"),
-            tags=svc.get("Tags") or (),
-            meta=svc.get("Meta"),
-            node=node.get("Node", ""),
-            node_address=node.get("Address", ""),
-            status=aggregated_status(entry.get("Checks") or ()),
-        )
-    except InvalidEntry as err:
-        log.warning("%s (dropped)", err)
-        return None
-    where = f"{key} {svc.get('ID')}"
-    return replace(
-        inst,
-        NodeID=str(node.get("ID") or ""),
-        NodeMeta=clean_meta(where, node.get("Meta")),
-        NodeTaggedAddresses=clean_addresses(where, node.get("TaggedAddresses")),
-        Checks=tuple(_check(where, c) for c in entry.get("Checks") or ()),
-        TagList=clean_tag_list(where, svc.get("Tags") or ()),
-    )
-
-
-def _check(where: str, raw: Mapping[str, Any]) -> Check:
-    return Check(
-        CheckID=clean_text(where, "check id", raw.get("CheckID")),
-        Name=clean_text(where, "check name", raw.get("Name")),
-        Status=clean_text(where, "check status", raw.get("Status")),
-        Notes=clean_text(where, "check notes", raw.get("Notes")),
-        Output=clean_text(where, "check output", raw.get("Output")),
-        ServiceID=clean_text(where, "check service id", raw.get("ServiceID")),
-        ServiceName=clean_text(where, "check service name", raw.get("ServiceName")),
-        Node=clean_text(where, "check node", raw.get("Node")),
-    )
-
-
-def _node(key: str, raw: Mapping[str, Any]) -> Node | None:
-    name, address = raw.get("Node"), raw.get("Address")
-    if not isinstance(name, str) or not is_safe_name(name):
-        log.warning("%s: node name %r is not a safe identifier (dropped)", key, name)
-        return None
-    if not isinstance(address, str) or not is_valid_address(address):
-        log.warning("%s %s: address %r is not an IP address or hostname (dropped)", key, name,
-                    address)
-        return None
-    return Node(
-        Node=name,
-        Address=address,
-        ID=str(raw.get("ID") or ""),
-        Datacenter=str(raw.get("Datacenter") or ""),
-        Meta=clean_meta(f"{key} {name}", raw.get("Meta")),
-        TaggedAddresses=clean_addresses(f"{key} {name}", raw.get("TaggedAddresses")),
-    )
+def _summaries(
+    key: str, seen: Seen[ServiceSummary | None], snap: CatalogSnapshot
+) -> tuple[ServiceSummary, ...]:
+    out = [seen.get([n, sorted(snap.tags(n))], partial(decode.summary, key, n, snap.tags(n)))
+           for n in sorted(snap.names())]
+    seen.done()
+    return tuple(s for s in out if s is not None)

@@ -6,22 +6,19 @@ needs response headers the client does not expose (``X-Consul-LastContact`` for 
 ``server_name`` / ``ca_path``, one bounded connection pool, and its own error messages.
 
 Every failure becomes a ``SourceError`` that starts with the query's key and names the agent's
-``host:port``, never a URL or a credential. A ``429`` is a retryable SourceError like any other.
-
-Lost connections. Every transport failure bumps ``epoch`` and sets off a recovery window:
-long-polls run through ``unless_lost`` are cut short, because the agent may have restarted and
-its indexes started over (see ``ConsulCatalog.blocking_get``).
+``host:port``, never a URL or a credential; an error status is an ``HTTPStatusError`` carrying
+the status. A ``429`` is a retryable SourceError like any other. The pool holds at most
+``max_connections`` connections: requests beyond it wait for a free one. ``epoch`` counts
+transport failures (the agent may have restarted), for callers that must act on that.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import logging
 import ssl
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -36,10 +33,12 @@ from ctmpl.logs import TRACE
 
 log = logging.getLogger(__name__)
 
-# After a lost connection, long-polls use a short wait for a while: an agent that restarted
-# (a dev agent starts again from index ~10) may by chance be at the very index a watch
-# holds from before, and a full-length poll would then hide the new data for a whole wait.
-_RECOVERY_WINDOW = 10.0
+class HTTPStatusError(SourceError):
+    """The agent answered with an error status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def parse_address(address: str, tls: TLS) -> tuple[str, str]:
@@ -92,7 +91,6 @@ class Answer:
     body: Any  # parsed JSON, or None for a 404
     index: int
     last_contact: float  # seconds
-    epoch: int  # the connection epoch when the request was sent
 
 
 class AgentHTTP:
@@ -111,27 +109,6 @@ class AgentHTTP:
         )
         self._session: aiohttp.ClientSession | None = None
         self.epoch = 0  # bumped by every transport failure: the agent may have restarted
-        self._lost: asyncio.Event | None = None
-        self._recovering_until = 0.0
-
-    def recovering(self) -> bool:
-        """True for a while after a lost connection, while long-polls should wait briefly."""
-        return asyncio.get_running_loop().time() < self._recovering_until
-
-    async def unless_lost(self, request: Awaitable[Answer]) -> Answer | None:
-        """Run a long-poll; None when another request loses the agent meanwhile."""
-        if self._lost is None:
-            self._lost = asyncio.Event()
-        poll = asyncio.ensure_future(request)
-        lost = asyncio.ensure_future(self._lost.wait())
-        try:
-            await asyncio.wait((poll, lost), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            lost.cancel()
-            if not poll.done():
-                poll.cancel()
-                await asyncio.wait((poll,))
-        return poll.result() if not poll.cancelled() else None
 
     async def get(
         self, key: str, path: str, query: list[tuple[str, str]], timeout: float
@@ -146,7 +123,6 @@ class AgentHTTP:
         """``method`` on ``path`` with an optional JSON ``body``; errors as for ``get``."""
         session = self._open()
         url = URL(self._base + quote(path, safe="/"), encoded=True)
-        epoch = self.epoch
         log.log(TRACE, "%s: %s %s %s", key, method, url.path, query)
         telemetry.consul_request()
         try:
@@ -163,14 +139,14 @@ class AgentHTTP:
                 allow_redirects=False,
             ) as resp:
                 data = await resp.read()
-                return self._answer(key, resp, data, epoch)
+                return self._answer(key, resp, data)
         except SourceError:
             raise
         except TimeoutError:
-            self._connection_lost()
+            self.epoch += 1
             raise SourceError(f"{key}: no answer within {timeout:g}s ({self.hostport})") from None
         except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
-            self._connection_lost()
+            self.epoch += 1
             raise SourceError(f"{key}: {self._describe(exc)}") from None
 
     async def aclose(self) -> None:
@@ -179,31 +155,26 @@ class AgentHTTP:
             await self._session.close()
             self._session = None
 
-    def _connection_lost(self) -> None:
-        self.epoch += 1
-        self._recovering_until = asyncio.get_running_loop().time() + _RECOVERY_WINDOW
-        if self._lost is not None:
-            self._lost.set()
-            self._lost = None
-
-    def _answer(self, key: str, resp: aiohttp.ClientResponse, data: bytes, epoch: int) -> Answer:
+    def _answer(self, key: str, resp: aiohttp.ClientResponse, data: bytes) -> Answer:
         index = _int_header(resp, "X-Consul-Index")
         contact = _int_header(resp, "X-Consul-LastContact") / 1000.0
         if resp.status == 404 and key.startswith("kv."):
-            return Answer(None, index, contact, epoch)
+            return Answer(None, index, contact)
         if resp.status != 200:
             text = data.decode("utf-8", errors="replace").strip().splitlines()
             detail = text[0][:200] if text else resp.reason or ""
             if resp.status == 403:
-                raise SourceError(f"{key}: ACL denied (403: {detail})")
-            if resp.status == 429:
-                raise SourceError(f"{key}: 429 too many requests ({self.hostport})")
-            raise SourceError(f"{key}: HTTP {resp.status}: {detail}")
+                message = f"{key}: ACL denied (403: {detail})"
+            elif resp.status == 429:
+                message = f"{key}: 429 too many requests ({self.hostport})"
+            else:
+                message = f"{key}: HTTP {resp.status}: {detail}"
+            raise HTTPStatusError(message, resp.status)
         try:
             body = json.loads(data) if data else None
         except ValueError:
             raise SourceError(f"{key}: invalid JSON in the answer from {self.hostport}") from None
-        return Answer(body, index, contact, epoch)
+        return Answer(body, index, contact)
 
     def _describe(self, exc: BaseException) -> str:
         """A one-line reason for a transport failure, without URLs or credentials."""

@@ -47,7 +47,7 @@ def node_query(catalog: ConsulCatalog, name: str) -> ConsulQuery:
         return NodeServices(Node=node, Services=tuple(services))
 
     path = f"/v1/catalog/node/{quote(name, safe='')}"
-    return ConsulQuery(catalog, key, path, (), decode, "catalog")
+    return catalog.plain_query(key, path, decode, "catalog")
 
 
 @dataclass(eq=False)
@@ -65,8 +65,7 @@ class DatacentersQuery:
         """(names, generation): the first read at once, later ones after a pause."""
         if index > 0:
             await asyncio.sleep(self.catalog.settings.block_query_wait)
-        answer = await self.catalog.stale_get(self.key, "/v1/catalog/datacenters", (), 0,
-                                              "quick")
+        answer = await self.catalog.read(self.key, "/v1/catalog/datacenters", ())
         names = [d for d in answer.body or [] if isinstance(d, str) and is_safe_name(d)]
         return tuple(sorted(names)), index + 1
 
@@ -105,7 +104,7 @@ def raw_key_query(catalog: ConsulCatalog, path: str) -> ConsulQuery:
             return None
         return KVPair(Key=path, Path=path, Value=decode_value(body[0].get("Value")))
 
-    return ConsulQuery(catalog, f"kv.get({path})", f"/v1/kv/{quote(path)}", (), decode, "kv")
+    return catalog.plain_query(f"kv.get({path})", f"/v1/kv/{quote(path)}", decode, "kv")
 
 
 def _node(key: str, raw: Mapping[str, Any]) -> Node | None:

@@ -1,0 +1,94 @@
+"""One long-poll loop on a catalog-wide Consul endpoint: index, retry, backoff and logging.
+
+A ``Poll`` asks ``path`` again and again, each time with the index of the last answer, and
+hands every answer to its owner. The rules, written once:
+
+- an index that goes backwards (an agent that restarted starts its indexes again) is
+  followed by a read without an index, which answers at once;
+- a failed request retries that request only, with exponential backoff (``consul.retry``),
+  and without its index, because the failure may be the agent restarting; nothing else is
+  asked again;
+- the first failure is logged at WARNING with the endpoint and the error, later attempts at
+  DEBUG, the recovery at INFO; an unexpected exception (a bug) is logged with its traceback
+  and retried the same way, so the loop never dies unnoticed;
+- an answer that comes back at once with an unchanged index is not asked again for 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from ctmpl.config.model import Retry
+from ctmpl.errors import SourceError
+from ctmpl.sources.consul_http import Answer
+from ctmpl.watch import backoff_delay
+
+log = logging.getLogger(__name__)
+
+Params = tuple[tuple[str, str], ...]
+Request = Callable[[str, str, Params, int], Awaitable[Answer]]
+_MIN_GAP = 0.1
+
+
+class Poll:
+    """Long-polls ``path`` until cancelled; ``on_answer`` gets every answer, ``on_error``
+    every failure (returning True when it handled it: nothing is logged then)."""
+
+    def __init__(
+        self,
+        request: Request,
+        key: str,
+        path: str,
+        params: Params,
+        *,
+        retry: Retry,
+        on_answer: Callable[[Answer], None],
+        on_error: Callable[[SourceError], bool],
+    ) -> None:
+        self.key = key
+        self._request = request
+        self._path = path
+        self._params = params
+        self._retry = retry
+        self._on_answer = on_answer
+        self._on_error = on_error
+        self.index = 0
+        self.failures = 0
+
+    async def run(self) -> None:
+        """Poll forever (cancel to stop)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            asked, started = self.index, loop.time()
+            try:
+                answer = await self._request(self.key, self._path, self._params, asked)
+                self._on_answer(answer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._failed(exc)
+                continue
+            if self.failures:
+                log.info("%s: recovered after %d failed attempt(s)", self.key, self.failures)
+                self.failures = 0
+            self.index = answer.index if answer.index >= asked else 0
+            if answer.index == asked and loop.time() - started < _MIN_GAP / 10:
+                await asyncio.sleep(_MIN_GAP)
+
+    async def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        self.index = 0
+        if isinstance(exc, SourceError):
+            error = exc
+        else:
+            log.error("%s: unexpected failure", self.key, exc_info=exc)
+            error = SourceError(f"{self.key}: {exc!r}")
+        if self._on_error(error):
+            self.failures = 0
+        elif self.failures == 1:
+            log.warning("%s (retrying; keeping the last good data)", error)
+        else:
+            log.debug("%s (attempt %d)", error, self.failures)
+        await asyncio.sleep(backoff_delay(self._retry, self.failures))
