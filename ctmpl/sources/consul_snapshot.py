@@ -41,6 +41,8 @@ class CatalogSnapshot:
     service_checks: dict[InstanceKey, list[Mapping[str, Any]]] = field(default_factory=dict)
     by_name: dict[str, list[InstanceKey]] = field(default_factory=dict)
     names_on_node: dict[str, set[str]] = field(default_factory=dict)
+    _raw_checks: list[tuple[str, Any]] = field(default_factory=list)
+    _checks_indexed: bool = False
 
     @classmethod
     def parse(cls, body: Any, index: int) -> CatalogSnapshot:
@@ -66,23 +68,32 @@ class CatalogSnapshot:
             [node.get("Address"), node.get("TaggedAddresses"), node.get("Meta")],
             sort_keys=True,
         )
-        names = self.names_on_node.setdefault(name, set())
-        for svc in node["Services"] or ():
-            key = (name, str(svc["ID"]))
-            service = str(svc["Service"])
-            self.services[key] = svc
-            self.service_marks[key] = (service, int(svc["ModifyIndex"]))
+        services = node["Services"] or ()
+        keys = [(name, s["ID"]) for s in services]
+        marks = [(s["Service"], s["ModifyIndex"]) for s in services]
+        self.services.update(zip(keys, services, strict=True))
+        self.service_marks.update(zip(keys, marks, strict=True))
+        for key, (service, _) in zip(keys, marks, strict=True):
             by_name[service].append(key)
-            names.add(service)
-        node_checks = self.node_checks.setdefault(name, [])
-        for check in node["Checks"] or ():
-            sid = str(check.get("ServiceID") or "")
-            self.check_marks[(name, str(check["CheckID"]))] = (
-                int(check["ModifyIndex"]), sid, str(check.get("Status")))
-            if sid:
-                self.service_checks.setdefault((name, sid), []).append(check)
-            else:
-                node_checks.append(check)
+        self.names_on_node[name] = {m[0] for m in marks}
+        checks = node["Checks"] or ()
+        self.check_marks.update({(name, c["CheckID"]): (c["ModifyIndex"], c["ServiceID"] or "",
+                                                        c["Status"]) for c in checks})
+        self._raw_checks.append((name, checks))
+
+    def _index_checks(self) -> None:
+        """Group checks by instance, once, when the first entries are asked for."""
+        if self._checks_indexed:
+            return
+        for name, checks in self._raw_checks:
+            node_checks = self.node_checks.setdefault(name, [])
+            for check in checks:
+                sid = check["ServiceID"]
+                if sid:
+                    self.service_checks.setdefault((name, sid), []).append(check)
+                else:
+                    node_checks.append(check)
+        self._checks_indexed = True
 
     def names(self) -> Iterable[str]:
         """Every service name in the catalog."""
@@ -90,6 +101,7 @@ class CatalogSnapshot:
 
     def entries(self, name: str) -> list[dict[str, Any]]:
         """``/v1/health/service/<name>`` entries (every instance, unfiltered)."""
+        self._index_checks()
         out = []
         for key in self.by_name.get(name, ()):
             node = key[0]
