@@ -180,8 +180,7 @@ class ConsulCatalog:
         async def refresh() -> tuple[object, int]:
             feed = self.catalog_feed
             if feed.mode == "ui":
-                return feed.cached(SERVICES, partial(_summaries, key, seen)), feed.index_of(
-                    SERVICES)
+                return feed.cached(SERVICES, partial(_summaries, key, seen)), 0
             index, body = feed.classic_body("services")
             out = [seen.get([n, t], partial(decode.summary, key, n, t))
                    for n, t in sorted((body or {}).items())]
@@ -217,7 +216,7 @@ class ConsulCatalog:
             if feed.mode != "ui":
                 return await read()
             built = feed.cached(spec.name, partial(_instances, key, spec.name))
-            return pick(built), feed.index_of(spec.name)
+            return pick(built), 0
 
         if spec.dc:
             return ConsulQuery(self, key, spec.name, read, "none")

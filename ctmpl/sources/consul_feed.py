@@ -69,15 +69,16 @@ class Feed:
         self._tasks: list[asyncio.Task[None]] = []
 
     def stamp(self, name: str) -> int:
-        """A number that grows whenever ``name`` changes."""
-        return max(self._stamps.get(name, 0), self._floor)
+        """A number that grows whenever ``name`` changes (service names are matched
+        without regard to case, as Consul matches them)."""
+        return max(self._stamps.get(name.lower(), 0), self._floor)
 
     def changed(self, name: str) -> asyncio.Event:
         """The event the next change of ``name`` sets; take it before reading, await it
         after (one event per name: a change wakes only the queries it concerns)."""
-        event = self._events.get(name)
+        event = self._events.get(name.lower())
         if event is None:
-            event = self._events[name] = asyncio.Event()
+            event = self._events[name.lower()] = asyncio.Event()
         return event
 
     async def ready(self, key: str) -> None:
@@ -106,7 +107,7 @@ class Feed:
 
     def _touch(self, names: Iterable[str], everything: bool = False) -> None:
         self._counter += 1
-        for name in (*names, ANY):
+        for name in {n.lower() for n in names} | {ANY}:
             self._stamps[name] = self._counter
             event = self._events.pop(name, None)
             if event is not None:
@@ -156,7 +157,6 @@ class CatalogFeed(Feed):
         super().__init__(request, retry, stale)
         self.mode: FeedMode = mode
         self.snapshot: CatalogSnapshot | None = None
-        self._index_of: dict[str, int] = {}
         self._cache: dict[str, Any] = {}
         self._classic: dict[str, Any] = {}
         self._bodies: dict[str, tuple[int, Any]] = {}
@@ -167,17 +167,12 @@ class CatalogFeed(Feed):
 
     # -- what queries read in ui mode ---------------------------------------------------
 
-    def index_of(self, name: str) -> int:
-        """The catalog index at which ``name`` last changed (ui mode)."""
-        snap = self.snapshot
-        return self._index_of.get(name, snap.index if snap else 0)
-
     def cached(self, name: str, build: Callable[[CatalogSnapshot], Any]) -> Any:
         """``build(snapshot)`` for ``name``, kept until the name changes (ui mode)."""
         assert self.snapshot is not None
-        if name not in self._cache:
-            self._cache[name] = build(self.snapshot)
-        return self._cache[name]
+        if name.lower() not in self._cache:
+            self._cache[name.lower()] = build(self.snapshot)
+        return self._cache[name.lower()]
 
     def classic_body(self, what: Literal["services", "nodes"]) -> tuple[int, Any]:
         """(index, body) of the last ``/v1/catalog/<what>`` answer (classic mode)."""
@@ -195,7 +190,6 @@ class CatalogFeed(Feed):
         if old is not None and self._suspect:
             # After a failure everything is computed again from the new answer (no request:
             # the answer holds it all); queries whose data is equal emit nothing.
-            self._index_of.clear()
             self._cache.clear()
             self._touch((), everything=True)
         elif old is not None:
@@ -207,8 +201,7 @@ class CatalogFeed(Feed):
             if nodes_changed(old, snap):
                 touched.add(NODES)
             for name in touched:
-                self._index_of[name] = snap.index
-                self._cache.pop(name, None)
+                self._cache.pop(name.lower(), None)
             if touched:
                 self._touch(touched)
         self.mode = "ui"

@@ -43,6 +43,7 @@ class CatalogSnapshot:
     names_on_node: dict[str, set[str]] = field(default_factory=dict)
     _raw_checks: list[tuple[str, Any]] = field(default_factory=list)
     _checks_indexed: bool = False
+    _by_lower: dict[str, list[str]] | None = None
 
     @classmethod
     def parse(cls, body: Any, index: int) -> CatalogSnapshot:
@@ -99,11 +100,19 @@ class CatalogSnapshot:
         """Every service name in the catalog."""
         return self.by_name.keys()
 
+    def keys(self, name: str) -> list[InstanceKey]:
+        """The instances of ``name``, matched without regard to case as Consul does."""
+        if self._by_lower is None:
+            self._by_lower = defaultdict(list)
+            for known in sorted(self.by_name):
+                self._by_lower[known.lower()].append(known)
+        return [k for n in self._by_lower.get(name.lower(), ()) for k in self.by_name[n]]
+
     def entries(self, name: str) -> list[dict[str, Any]]:
         """``/v1/health/service/<name>`` entries (every instance, unfiltered)."""
         self._index_checks()
         out = []
-        for key in self.by_name.get(name, ()):
+        for key in self.keys(name):
             node = key[0]
             checks = [*self.node_checks.get(node, ()), *self.service_checks.get(key, ())]
             out.append({"Node": self.nodes[node], "Service": self.services[key],
