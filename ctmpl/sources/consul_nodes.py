@@ -77,18 +77,20 @@ class LocalNodeQuery:
     catalog: ConsulCatalog
     key: str = "catalog.node()"
     name: str = ""
+    _query: ConsulQuery | None = None
 
     async def fetch(self, index: int) -> tuple[object, int]:
         """The agent's node and its services, blocking like ``node_query``."""
-        if not self.name:
-            answer = await self.catalog.stale_get(self.key, "/v1/agent/self", (), 0, "quick")
+        if self._query is None:
+            answer = await self.catalog.read(self.key, "/v1/agent/self", ())
             config = (answer.body or {}).get("Config") or {}
             name = config.get("NodeName")
             if not isinstance(name, str) or not is_safe_name(name):
                 log.warning("%s: the agent's node name %r is unusable", self.key, name)
                 return NodeServices(Node=None), max(index, 1)
             self.name = name
-        return await node_query(self.catalog, self.name).fetch(index)
+            self._query = node_query(self.catalog, self.name)
+        return await self._query.fetch(index)
 
 
 def datacenters_query(catalog: ConsulCatalog) -> DatacentersQuery:

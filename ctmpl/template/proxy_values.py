@@ -13,6 +13,7 @@ instance first (``inst | metaInt("weight", 1, 1, 100)``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -43,12 +44,18 @@ def host_port(address: Any, port: Any = None) -> str:
     if port is None or port == "":
         raise TemplateError(f"hostPort({text!r}): no port given")
     host = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    return f"[{host}]:{port}" if _is_ipv6(host) else f"{host}:{port}"
+
+
+@functools.lru_cache(maxsize=65536)
+def _is_ipv6(host: str) -> bool:
+    """Cached: a re-render asks again for every unchanged instance."""
+    if ":" not in host:
+        return False
     try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]:{port}"
+        return ipaddress.ip_address(host).version == 6
     except ValueError:
-        pass
-    return f"{host}:{port}"
+        return False
 
 
 def _where(inst: Any, key: str) -> str:
