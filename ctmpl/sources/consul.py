@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 OTHER_DC_POLL = 5.0  # seconds between reads of a query for another datacenter
 _READ_TIMEOUT = 15.0  # a non-blocking read
 _TIMEOUT_MARGIN = 5.0  # on top of wait + wait/16 for a long-poll
+_TOP, _EPOCH = 1 << 62, 1 << 32  # query indexes: each agent restart starts an epoch lower
 
 FeedKind = Literal["catalog", "kv", "none"]
 Refresh = Callable[[], Awaitable[tuple[object, int]]]
@@ -72,7 +73,9 @@ class ConsulQuery:
 
     The index ``fetch`` returns is the query's own version, moved each time its data
     changes: Consul's indexes start over when an agent restarts and may then repeat an
-    old value for different data, and the feeds already deal with them.
+    old value for different data, and the feeds already deal with them. When a feed sees
+    the agent restart, every index it serves drops below the previous ones, so watches see
+    the reset as they would from Consul (the shrink guard distrusts drops after one).
     """
 
     catalog: ConsulCatalog
@@ -104,11 +107,12 @@ class ConsulQuery:
                 if self._version == 0 or data != self._data:
                     self._data, self._version = data, self._version + 1
                 self._stamp, self._read_at = stamp, loop.time()
-            if index != self._version:
-                return self._data, self._version
+            current = self._version + _TOP - _EPOCH * (feed.restarts if feed else 0)
+            if index != current:
+                return self._data, current
             remaining = deadline - loop.time()
             if remaining <= 0:
-                return self._data, self._version
+                return self._data, current
             await wait_changed(changed, remaining if changed else min(remaining, OTHER_DC_POLL))
 
 

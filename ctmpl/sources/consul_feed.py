@@ -66,6 +66,7 @@ class Feed:
         self._error: SourceError | None = None
         self._ready = False
         self._suspect = False  # a request failed since the last answer
+        self.restarts = 0  # agent restarts seen (an answer's index went backwards)
         self._tasks: list[asyncio.Task[None]] = []
 
     def stamp(self, name: str) -> int:
@@ -140,6 +141,7 @@ class KeyFeed(Feed):
         self._start("kv.keys(/)", "/v1/kv/", (("keys", ""), ("separator", "/")), self._answer)
 
     def _answer(self, answer: Answer) -> None:
+        self.restarts += self._ready and answer.index < self._index
         if self._ready and (answer.index != self._index or self._suspect):
             self._touch((), everything=True)
         self._suspect = False
@@ -187,6 +189,7 @@ class CatalogFeed(Feed):
             self._fall_back(f"unexpected answer ({exc})")
             return
         old, self.snapshot = self.snapshot, snap
+        self.restarts += old is not None and snap.index < old.index
         if old is not None and self._suspect:
             # After a failure everything is computed again from the new answer (no request:
             # the answer holds it all); queries whose data is equal emit nothing.
@@ -246,6 +249,7 @@ class CatalogFeed(Feed):
             old = self._classic.get(what)
             self._classic[what] = new
             self._bodies[what] = (ans.index, ans.body)
+            self.restarts += old is not None and new[0] < old[0]
             if old is not None and self._suspect:
                 self._touch((NODES, SERVICES), everything=True)
             elif old is not None and old[0] != new[0]:
