@@ -39,10 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ctmpl; returns the documented exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     logs.setup()
-    if args[:1] == ["register"]:
-        from ctmpl.register.main import main as register_main
-
-        return register_main(args[1:])
     try:
         config = load_config(args)
         logs.setup(config.log_level, config.log_format)

@@ -72,6 +72,7 @@ async def _serve(config: RegisterConfig) -> int:
 
 def main(argv: Sequence[str]) -> int:
     """Run ``ctmpl register``; returns the documented exit code."""
+    logs.setup()
     try:
         config = load_register_config(argv)
         logs.setup(config.log_level, config.log_format)
