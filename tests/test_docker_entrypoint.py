@@ -146,6 +146,19 @@ def test_without_templates_it_says_what_to_mount(
     assert f"no NAME.conf.j2 (or .tmpl, .ctmpl) template in {empty}" in res.stderr
 
 
+def test_two_templates_for_one_file_are_refused(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "site.conf.j2").write_text("x\n")
+    (templates / "site.conf.ctmpl").write_text("x\n")
+    res = subprocess.run(
+        [str(ENTRYPOINT)], capture_output=True, text=True, timeout=30, check=False,
+        env={**os.environ, "CTMPL_TEMPLATES": str(templates), "CTMPL_OUTPUT_DIR": "/out"},
+    )
+    assert res.returncode == 2
+    assert "render /out/site.conf: keep one of site.conf.j2, .tmpl, .ctmpl" in res.stderr
+
+
 def test_dockerfile_matches_the_entrypoint() -> None:
     """What the image copies and runs is what the entrypoint and this test expect."""
     dockerfile = (ROOT / "Dockerfile").read_text()

@@ -36,10 +36,19 @@ if [ -n "${CTMPL_STATUS_ADDR:-}" ]; then
 fi
 
 found=0
+dests=" "
 for src in "$templates"/*.conf.j2 "$templates"/*.conf.tmpl "$templates"/*.conf.ctmpl; do
     [ -f "$src" ] || continue
     name=$(basename "$src")
-    set -- -template "$src:$output/${name%.*}" "$@"
+    dest="$output/${name%.*}"
+    case "$dests" in
+        *" $dest "*)
+            echo "ctmpl-entrypoint: two templates in $templates render $dest:" \
+                 "keep one of ${name%.*}.j2, .tmpl, .ctmpl" >&2
+            exit 2 ;;
+    esac
+    dests="$dests$dest "
+    set -- -template "$src:$dest" "$@"
     found=1
 done
 if [ "$found" = 0 ] && [ ! -e "$config" ]; then
