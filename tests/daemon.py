@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -28,6 +29,13 @@ def wait_for(cond: Callable[[], object], timeout: float = TIMEOUT, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.05)
+
+
+async def poll_until(cond: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """In a test's event loop: poll ``cond`` until true (TimeoutError after ``timeout``)."""
+    async with asyncio.timeout(timeout):
+        while not cond():  # noqa: ASYNC110 - polls files and records, nothing to await
+            await asyncio.sleep(0.01)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 from ctmpl.cli import load_config
 from ctmpl.install import install
 from ctmpl.runner import Runner
-from tests.daemon import write_atomic
+from tests.daemon import poll_until, write_atomic
 from tests.fixtures_etcd import EtcdServer
 
 TEMPLATE = """\
@@ -59,21 +58,15 @@ async def run_burst(work: Path, burst: list[tuple[float, int]]) -> None:
     runner = Runner(config)
     task = asyncio.create_task(runner.run())
     try:
-        await wait_until(dest.exists)
+        await poll_until(dest.exists)
         for version, (pause, count) in enumerate(burst, start=1):
             await asyncio.sleep(pause)
             write_atomic(catalog, catalog_text(version, count))
         last = len(burst)
-        await wait_until(lambda: dest.exists() and f"kv {last}\n" in dest.read_text())
+        await poll_until(lambda: dest.exists() and f"kv {last}\n" in dest.read_text())
     finally:
         runner.request_stop()
         await asyncio.wait_for(task, 20)
-
-
-async def wait_until(cond: Callable[[], bool], timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while not cond():  # noqa: ASYNC110 - polls a file, nothing to wait on
-            await asyncio.sleep(0.01)
 
 
 @settings(max_examples=12, deadline=None,
@@ -142,11 +135,11 @@ def test_etcd_services_of_one_render_share_a_revision(
         runner = Runner(config)
         task = asyncio.create_task(runner.run())
         try:
-            await wait_until(dest.exists)
+            await poll_until(dest.exists)
             for v in range(1, 41):
                 await asyncio.to_thread(etcd.put_all, version(v))
                 await asyncio.sleep(rng.choice([0, 0, 0.01, 0.05, 0.12]))
-            await wait_until(lambda: "web 40\n" in dest.read_text())
+            await poll_until(lambda: "web 40\n" in dest.read_text())
         finally:
             runner.request_stop()
             await asyncio.wait_for(task, 20)
