@@ -25,6 +25,7 @@ from ctmpl.sources.base import (
     pin_of,
     service_by_name,
 )
+from ctmpl.template.file_watch import FileQuery
 
 
 @dataclass
@@ -141,10 +142,13 @@ class DataFunctions:
         target = Path(path).resolve()
         if self._sandbox is not None and not target.is_relative_to(self._sandbox):
             raise TemplateError(f"file({path!r}): outside the sandbox {self._sandbox}")
-        try:
-            return target.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TemplateError(f"file({path!r}): cannot read: {exc}") from None
+        # A watched dependency, as in consul-template: a change to the file re-renders.
+        content = self._data(FileQuery(Path(path).absolute()), None)
+        if content is None:
+            return ""
+        if content.text is None:
+            raise TemplateError(f"file({path!r}): cannot read: {content.error}")
+        return str(content.text)
 
     def globals(self) -> dict[str, Any]:
         """The functions under consul-template's names."""
