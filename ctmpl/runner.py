@@ -37,10 +37,10 @@ from ctmpl.errors import (
     ProxyError,
     SourceError,
 )
+from ctmpl.groups import build_groups
 from ctmpl.lifecycle import install_signals
-from ctmpl.pipeline import PassResult, Pipeline, Slot
+from ctmpl.pipeline import PassResult, Pipeline
 from ctmpl.proxy import HaproxyController, NginxController, ProxyController
-from ctmpl.quiesce import Quiescence
 from ctmpl.retry import ProxyRetry
 from ctmpl.shrink import ShrinkGuard
 from ctmpl.sources import open_catalog
@@ -48,40 +48,9 @@ from ctmpl.sources.base import Catalog
 from ctmpl.sources.file import FileCatalog
 from ctmpl.stale import remove_stale_temp_files
 from ctmpl.startup import announce
-from ctmpl.template.engine import Template
 from ctmpl.watch import Watcher, WatchPolicy
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(eq=False)
-class Group:
-    """Templates that share a reload command: one quiescence timer, one reload."""
-
-    slots: list[Slot]
-    quiet: Quiescence
-    due: bool = True  # run at the next turn without waiting (first render, SIGHUP)
-    fired: bool = False  # had a pass where every slot rendered completely
-
-    def is_due(self, now: float) -> bool:
-        """True when the group must run now (and consumes its timer)."""
-        if not any(s.dirty for s in self.slots):
-            return False
-        return self.due or self.quiet.tick(now)
-
-
-def build_groups(config: Config) -> list[Group]:
-    """Compile every template (TemplateError on a bad one) and group them by command."""
-    groups: dict[str, Group] = {}
-    for index, tcfg in enumerate(config.templates):
-        slot = Slot(Template(tcfg))
-        key = tcfg.command or f"#{index}"
-        if config.proxy != "none":
-            key = f"{config.proxy}|{tcfg.command}"  # one proxy reload per burst for all files
-        if key not in groups:
-            groups[key] = Group([], Quiescence(tcfg.wait or config.wait))
-        groups[key].slots.append(slot)
-    return list(groups.values())
 
 
 @dataclass

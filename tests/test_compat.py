@@ -226,3 +226,19 @@ def test_readme_migration_section_lists_every_ignored_key_and_flag() -> None:
         assert f"`-{name}`" in section, name
     for key in ("-exec", "-parse-only"):
         assert f"`{key}`" in section
+
+
+def test_shipped_dockerfiles_command_lines_parse() -> None:
+    dockerfiles = [p for p in (ROOT / "examples").rglob("Dockerfile")]
+    dockerfiles += [p for p in (ROOT / "Dockerfile",) if p.exists()]
+    checked = 0
+    for path in dockerfiles:
+        text = path.read_text().replace("\\\n", " ")
+        for line in text.splitlines():
+            if line.startswith(("CMD [", "ENTRYPOINT [")):
+                argv = json.loads(line.split(" ", 1)[1])
+                flags = [a for a in argv if a.startswith("-")]
+                if argv and argv[0].endswith("ctmpl") and flags:
+                    parse_flags(argv[1:])
+                    checked += 1
+    assert checked, "no shipped Dockerfile runs ctmpl with flags"

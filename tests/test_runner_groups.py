@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ctmpl.config.model import CatalogConfig, Config, TemplateConfig, Wait
-from ctmpl.runner import Runner, build_groups
+from ctmpl.groups import build_groups
+from ctmpl.runner import Runner
 
 
 class FakeClock:

@@ -1,0 +1,44 @@
+"""Reload groups: templates that share a reload command (or the built-in proxy).
+
+A group has one quiescence timer and causes one check and one reload per burst of changes;
+``build_groups`` compiles every template of a config (TemplateError on a bad one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ctmpl.config.model import Config
+from ctmpl.pipeline import Slot
+from ctmpl.quiesce import Quiescence
+from ctmpl.template.engine import Template
+
+
+@dataclass(eq=False)
+class Group:
+    """Templates that share a reload command: one quiescence timer, one reload."""
+
+    slots: list[Slot]
+    quiet: Quiescence
+    due: bool = True  # run at the next turn without waiting (first render, SIGHUP)
+    fired: bool = False  # had a pass where every slot rendered completely
+
+    def is_due(self, now: float) -> bool:
+        """True when the group must run now (and consumes its timer)."""
+        if not any(s.dirty for s in self.slots):
+            return False
+        return self.due or self.quiet.tick(now)
+
+
+def build_groups(config: Config) -> list[Group]:
+    """Compile every template (TemplateError on a bad one) and group them by command."""
+    groups: dict[str, Group] = {}
+    for index, tcfg in enumerate(config.templates):
+        slot = Slot(Template(tcfg))
+        key = tcfg.command or f"#{index}"
+        if config.proxy != "none":
+            key = f"{config.proxy}|{tcfg.command}"  # one proxy reload per burst for all files
+        if key not in groups:
+            groups[key] = Group([], Quiescence(tcfg.wait or config.wait))
+        groups[key].slots.append(slot)
+    return list(groups.values())
