@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 from tests.daemon import Daemon, daemon, wait_for, write_atomic
+from tests.fixtures_consul import ConsulFixture
 
 DIVIDE = '{{ 1000 // (key("n") | int) }}\n'
 
@@ -163,3 +164,24 @@ def test_go_template_failing_on_data_after_sighup_renders_once_the_data_is_fixed
         wait_for(lambda: proc.text().count("parseInt") >= 2, what="render after HUP")
         write_atomic(tmp_path / "catalog.yaml", json.dumps({"kv": {"n": "7"}}))
         wait_for(lambda: out(tmp_path) == "v 7\n", what=f"re-render\n{proc.text()}")
+
+
+def test_sighup_rereads_the_token_file_and_reconnects(
+    tmp_path: Path, consul: ConsulFixture
+) -> None:
+    consul.require_token("tok-ONE-1")
+    consul.put("app/x", "1")
+    token = tmp_path / "token"
+    token.write_text("tok-ONE-1\n")
+    (tmp_path / "in.tpl").write_text('{{ key("app/x") }}\n')
+    args = ["-consul-addr", consul.addr, "-consul-token-file", str(token), "-wait", "0s",
+            "-template", f"{tmp_path / 'in.tpl'}:{tmp_path / 'out'}"]
+    with daemon(args, tmp_path / "log") as proc:
+        wait_for(lambda: out(tmp_path) == "1\n", what=f"first render\n{proc.text()}")
+        consul.require_token("tok-TWO-2")  # the ACL token was rotated
+        consul.put("app/x", "2")
+        proc.wait_log("ACL denied")
+        write_atomic(token, "tok-TWO-2\n")
+        proc.signal(signal.SIGHUP)
+        wait_for(lambda: out(tmp_path) == "2\n", what=f"the new token\n{proc.text()}")
+        assert "tok-" not in proc.text()
