@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -228,17 +230,15 @@ def test_readme_migration_section_lists_every_ignored_key_and_flag() -> None:
         assert f"`{key}`" in section
 
 
-def test_shipped_dockerfiles_command_lines_parse() -> None:
-    dockerfiles = [p for p in (ROOT / "examples").rglob("Dockerfile")]
-    dockerfiles += [p for p in (ROOT / "Dockerfile",) if p.exists()]
-    checked = 0
-    for path in dockerfiles:
-        text = path.read_text().replace("\\\n", " ")
-        for line in text.splitlines():
-            if line.startswith(("CMD [", "ENTRYPOINT [")):
-                argv = json.loads(line.split(" ", 1)[1])
-                flags = [a for a in argv if a.startswith("-")]
-                if argv and argv[0].endswith("ctmpl") and flags:
-                    parse_flags(argv[1:])
-                    checked += 1
-    assert checked, "no shipped Dockerfile runs ctmpl with flags"
+def test_shipped_container_entrypoint_command_line_parses() -> None:
+    script = (ROOT / "contrib" / "docker" / "ctmpl-entrypoint.sh").read_text()
+    script = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", script)  # ${VAR:-default} -> default
+    lines = script.replace("\\\n", " ").splitlines()
+    exec_line = next(line.strip() for line in lines if line.strip().startswith('exec "$ctmpl"'))
+    argv = shlex.split(exec_line.replace('"$@"', ""))[2:]
+    assert argv and parse_flags(argv).layer.get("proxy") == "nginx"
+    for line in lines:  # the flags it prepends with `set --` (values it knows)
+        args = shlex.split(line.strip())[2:] if line.strip().startswith("set -- -") else []
+        args = [a for a in args if a != "$@"]
+        if args and not any("$" in a for a in args):
+            parse_flags(args)
