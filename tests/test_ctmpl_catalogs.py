@@ -24,11 +24,11 @@ conf={"replicas":2};mode=blue; d
 
 
 def test_ctmpl_on_etcd(tmp_path: Path, etcd: EtcdServer) -> None:
-    etcd.put("services/web/web-a", json.dumps({"Address": "10.0.0.1", "Port": 80,
+    etcd.put("/services/web/web-a", json.dumps({"Address": "10.0.0.1", "Port": 80,
                                                "Tags": ["calico"]}))
-    etcd.put("services/web/web-b", json.dumps({"Address": "10.0.0.2", "Port": 8080,
+    etcd.put("/services/web/web-b", json.dumps({"Address": "10.0.0.2", "Port": 8080,
                                                "Tags": ["calico"]}))
-    etcd.put("services/db/db-1", "10.0.1.1:5432")
+    etcd.put("/services/db/db-1", "10.0.1.1:5432")
     etcd.put("app/mode", "blue")
     etcd.put("app/conf", '{"replicas":2}')
     src, dest = tmp_path / "t.ctmpl", tmp_path / "out.conf"

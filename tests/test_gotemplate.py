@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ctmpl.brain import Brain
 from ctmpl.config.model import CatalogConfig, TemplateConfig
 from ctmpl.errors import EXIT_GO_TEMPLATE, GoTemplateError
-from ctmpl.gotemplate.fmtvalue import go_float
+from ctmpl.gotemplate.fmtfloat import go_float
 from ctmpl.gotemplate.gofmt import sprintf
 from ctmpl.gotemplate.template import GoTemplate
 from ctmpl.sources.file import FileCatalog

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote_plus
 
-from ctmpl.gotemplate.evaluate import GoError, GoFunc
+from ctmpl.gotemplate.calls import GoError, GoFunc
 from ctmpl.gotemplate.gofmt import sprint, sprintf, sprintln
 from ctmpl.gotemplate.values import (
     MISSING,

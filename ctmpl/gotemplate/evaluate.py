@@ -8,16 +8,24 @@ records the node it evaluates so an error names the position Go would name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from ctmpl.gotemplate import nodes as n
+from ctmpl.gotemplate.calls import (
+    NO_FINAL,
+    Boxed,
+    ExecError,
+    GoError,
+    GoFunc,
+    assignable,
+    quote_text,
+    zero_of,
+)
 from ctmpl.gotemplate.values import (
     MISSING,
     NIL,
-    GoList,
     GoMap,
     GoStruct,
     Int64,
@@ -28,67 +36,6 @@ from ctmpl.gotemplate.values import (
     type_name,
 )
 
-
-class GoError(Exception):
-    """Raised by a template function: becomes ``error calling NAME: message``."""
-
-
-class ExecError(Exception):
-    """An execution error with Go's full message."""
-
-
-@dataclass(frozen=True)
-class GoFunc:
-    """A template function with its Go signature.
-
-    ``params`` are Go type names (``string``, ``int``, ``int64``, ``any`` for interface{},
-    ``value`` for the builtins that take any reflect.Value); with ``variadic`` the last
-    entry is the element type of the ``...`` parameter.
-    """
-
-    fn: Callable[..., Any]
-    params: tuple[str, ...] = ()
-    variadic: bool = False
-    builtin: bool = False
-
-    @property
-    def fixed(self) -> int:
-        """How many parameters come before the ``...`` one."""
-        return len(self.params) - 1 if self.variadic else len(self.params)
-
-
-_SCALARS = {"string": str, "float64": float, "bool": bool}
-
-
-def assignable(value: Any, typ: str) -> bool:
-    """Go's AssignableTo for the value kinds templates meet."""
-    if typ in ("any", "value"):
-        return True
-    if typ in _SCALARS:
-        return type(value) is _SCALARS[typ]
-    if typ == "int":
-        return type(value) is int
-    if typ == "int64":
-        return isinstance(value, Int64)
-    if typ == "uint64":
-        return isinstance(value, Uint64)
-    name = type_name(value)
-    # A named slice type (dependency.ServiceTags) is assignable to its unnamed underlying type.
-    return name == typ or (typ == "[]string" and name == "dependency.ServiceTags")
-
-
-def _quote(text: str) -> str:
-    from ctmpl.gotemplate.fmtvalue import quote
-
-    return quote(text)
-
-
-class _NoFinal:
-    def __repr__(self) -> str:
-        return "NO_FINAL"
-
-
-NO_FINAL: Any = _NoFinal()
 _NILLABLE = ("*", "[]", "map[")
 
 
@@ -160,7 +107,7 @@ class Evaluator:
             return dot
         if isinstance(first, n.NilNode):
             raise self.error("nil is not a command")
-        raise self.error(f"can't evaluate command {_quote(str(first))}")
+        raise self.error(f"can't evaluate command {quote_text(str(first))}")
 
     def _not_a_function(self, args: Sequence[n.Node], final: Any) -> None:
         if len(args) > 1 or final is not NO_FINAL:
@@ -204,12 +151,12 @@ class Evaluator:
             receiver = self.eval_field(dot, ident, node, receiver, args=None, final=NO_FINAL)
             if type(holder) is JSONMap and not isinstance(receiver, Mapping | GoStruct):
                 # A JSON map's element has Go type interface {} (shown in errors).
-                receiver = _Boxed(receiver)
+                receiver = Boxed(receiver)
         return self.eval_field(dot, idents[-1], node, receiver, args=args, final=final)
 
     def eval_field(self, dot: Any, name: str, node: n.Node, receiver: Any, *,
                    args: Sequence[n.Node] | None, final: Any) -> Any:
-        if type(receiver) is _Boxed:
+        if type(receiver) is Boxed:
             if receiver.value is NIL:
                 raise self.error(f"nil pointer evaluating interface {{}}.{name}")
             raise self.error(f"can't evaluate field {name} in type interface {{}}")
@@ -220,7 +167,7 @@ class Evaluator:
             return getattr(receiver, name)
         if receiver is MISSING:
             if self.missing_key_error:
-                raise self.error(f"nil data; no entry for key {_quote(name)}")
+                raise self.error(f"nil data; no entry for key {quote_text(name)}")
             return MISSING
         if receiver is NIL:
             raise self.error(f"nil pointer evaluating interface {{}}.{name}")
@@ -232,7 +179,7 @@ class Evaluator:
             if name in receiver:
                 return receiver[name]
             if self.missing_key_error:
-                raise self.error(f"map has no entry for key {_quote(name)}")
+                raise self.error(f"map has no entry for key {quote_text(name)}")
             return receiver.zero if isinstance(receiver, GoMap) else NIL
         raise self.error(f"can't evaluate field {name} in type {type_name(receiver)}")
 
@@ -255,7 +202,7 @@ class Evaluator:
         self.node = ident
         func = self.funcs.get(ident.ident)
         if func is None:
-            raise self.error(f"{_quote(ident.ident)} is not a defined function")
+            raise self.error(f"{quote_text(ident.ident)} is not a defined function")
         return self.eval_call(dot, func, cmd, ident.ident, args=args, final=final)
 
     def eval_call(self, dot: Any, func: GoFunc, node: n.Node, name: str, *,
@@ -304,7 +251,7 @@ class Evaluator:
             if typ == "any":
                 return NIL
             if typ.startswith(_NILLABLE):
-                return NilPtr(typ) if typ.startswith("*") else _zero(typ)
+                return NilPtr(typ) if typ.startswith("*") else zero_of(typ)
             raise self.error(f"invalid value; expected {typ}")
         if typ in ("any", "value") or assignable(value, typ):
             return value
@@ -371,16 +318,3 @@ class Evaluator:
         raise self.error(f"can't handle {node} for arg of type {typ}")
 
 
-class _Boxed:
-    """A scalar read from a JSON map, kept boxed so errors name its static type."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def _zero(typ: str) -> Any:
-    if typ.startswith("[]"):
-        return GoList.of(typ)
-    return GoMap.of(typ, None)

@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ctmpl.gotemplate import nodes as n
-from ctmpl.gotemplate.evaluate import Evaluator, ExecError, GoFunc
-from ctmpl.gotemplate.fmtvalue import format_mapping_key, go_float, quote
+from ctmpl.gotemplate.calls import ExecError, GoFunc
+from ctmpl.gotemplate.evaluate import Evaluator
+from ctmpl.gotemplate.fmtfloat import go_float
+from ctmpl.gotemplate.fmtvalue import format_mapping_key, quote
 from ctmpl.gotemplate.gofmt import sprint
 from ctmpl.gotemplate.values import (
     MISSING,

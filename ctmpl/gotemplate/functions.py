@@ -18,7 +18,7 @@ from typing import Any
 
 from ctmpl.errors import CtmplError
 from ctmpl.gotemplate import structs
-from ctmpl.gotemplate.evaluate import GoError, GoFunc
+from ctmpl.gotemplate.calls import GoError, GoFunc
 from ctmpl.gotemplate.fmtvalue import quote
 from ctmpl.gotemplate.values import GoList, NilPtr, str_list
 from ctmpl.model import STATUSES

@@ -8,8 +8,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ctmpl.gotemplate.evaluate import GoError
-from ctmpl.gotemplate.fmtvalue import go_float
+from ctmpl.gotemplate.calls import GoError
+from ctmpl.gotemplate.fmtfloat import go_float
 from ctmpl.gotemplate.values import GoStruct, is_nilable_nil
 
 _ESC = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t",

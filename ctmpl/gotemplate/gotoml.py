@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from ctmpl.gotemplate.evaluate import GoError
-from ctmpl.gotemplate.fmtvalue import go_float
+from ctmpl.gotemplate.calls import GoError
+from ctmpl.gotemplate.fmtfloat import go_float
 from ctmpl.gotemplate.values import GoStruct, is_nilable_nil
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")

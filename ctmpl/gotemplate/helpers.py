@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from ctmpl.gotemplate.evaluate import GoError, GoFunc
+from ctmpl.gotemplate.calls import GoError, GoFunc
 from ctmpl.gotemplate.gojson import go_json
 from ctmpl.gotemplate.gotoml import go_toml, go_yaml
 from ctmpl.gotemplate.text import (

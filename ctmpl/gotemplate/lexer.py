@@ -7,59 +7,38 @@ with an ERROR token carrying Go's message, so the parser reports it at the same 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-EOF, ERROR, TEXT, LEFT, RIGHT = "EOF", "ERROR", "TEXT", "LEFT", "RIGHT"
-SPACE, IDENT, FIELD, VARIABLE, DOT = "SPACE", "IDENT", "FIELD", "VARIABLE", "DOT"
-STRING, RAWSTRING, CHARCONST, NUMBER, COMPLEX, BOOL = (
-    "STRING", "RAWSTRING", "CHARCONST", "NUMBER", "COMPLEX", "BOOL")
-PIPE, LPAREN, RPAREN, ASSIGN, DECLARE, CHAR, NIL = (
-    "PIPE", "LPAREN", "RPAREN", "ASSIGN", "DECLARE", "CHAR", "NIL")
-KEYWORDS = {
-    "block": "block", "break": "break", "continue": "continue", "define": "define",
-    "else": "else", "end": "end", "if": "if", "range": "range", "nil": NIL,
-    "template": "template", "with": "with",
-}
-_SPACE = " \t\r\n"
+from ctmpl.gotemplate.scan import LiteralScanner
+from ctmpl.gotemplate.tokens import (
+    ASSIGN,
+    BOOL,
+    CHAR,
+    DECLARE,
+    DOT,
+    EOF,
+    ERROR,
+    FIELD,
+    IDENT,
+    KEYWORDS,
+    LEFT,
+    LPAREN,
+    PIPE,
+    RIGHT,
+    RPAREN,
+    SPACE,
+    SPACE_CHARS,
+    TEXT,
+    VARIABLE,
+    Token,
+    is_alnum,
+    rune_name,
+)
+
+_SPACE = SPACE_CHARS
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
-    """One lexical item: its type, character offset, text, and line."""
-
-    typ: str
-    pos: int
-    val: str
-    line: int
-
-    def __str__(self) -> str:
-        if self.typ == EOF:
-            return "EOF"
-        if self.typ == ERROR:
-            return self.val
-        if self.typ in KEYWORDS.values() and self.typ != NIL:
-            return f"<{self.val}>"
-        if len(self.val) > 10:
-            return _go_quote_trunc(self.val)
-        return _go_quote(self.val)
-
-
-def _go_quote(text: str) -> str:
-    from ctmpl.gotemplate.fmtvalue import quote
-
-    return quote(text)
-
-
-def _go_quote_trunc(text: str) -> str:
-    return _go_quote(text[:10]) + "..."
-
-
-def _is_alnum(ch: str) -> bool:
-    return ch == "_" or ch.isalpha() or ch.isdigit()
-
-
-class Lexer:
+class Lexer(LiteralScanner):
     """Scans one template text with the given delimiters."""
 
     def __init__(self, text: str, left: str = "{{", right: str = "}}") -> None:
@@ -227,7 +206,7 @@ class Lexer:
         elif ch in "+-." or "0" <= ch <= "9":
             self.pos -= 1
             return self._lex_number
-        elif _is_alnum(ch):
+        elif is_alnum(ch):
             self.pos -= 1
             return self._lex_identifier
         elif ch == "(":
@@ -237,12 +216,12 @@ class Lexer:
             self._emit(RPAREN)
             self.paren_depth -= 1
             if self.paren_depth < 0:
-                self._error(f"unexpected right paren {_rune_name(ch)}")
+                self._error(f"unexpected right paren {rune_name(ch)}")
                 return None
         elif ord(ch) < 0x80 and ch.isprintable():
             self._emit(CHAR)
         else:
-            self._error(f"unrecognized character in action: {_rune_name(ch)}")
+            self._error(f"unrecognized character in action: {rune_name(ch)}")
             return None
         return self._lex_inside
 
@@ -261,11 +240,11 @@ class Lexer:
         return self._lex_inside
 
     def _lex_identifier(self) -> object:
-        while self.pos < len(self.text) and _is_alnum(self.text[self.pos]):
+        while self.pos < len(self.text) and is_alnum(self.text[self.pos]):
             self.pos += 1
         word = self.text[self.start:self.pos]
         if not self._at_terminator():
-            self._error(f"bad character {_rune_name(self._peek())}")
+            self._error(f"bad character {rune_name(self._peek())}")
             return None
         if word in KEYWORDS:
             self._emit(KEYWORDS[word])
@@ -285,115 +264,13 @@ class Lexer:
         if self._at_terminator():
             self._emit(VARIABLE if typ == VARIABLE else DOT)
             return self._lex_inside
-        while self.pos < len(self.text) and _is_alnum(self.text[self.pos]):
+        while self.pos < len(self.text) and is_alnum(self.text[self.pos]):
             self.pos += 1
         if not self._at_terminator():
-            self._error(f"bad character {_rune_name(self._peek())}")
+            self._error(f"bad character {rune_name(self._peek())}")
             return None
         self._emit(typ)
         return self._lex_inside
-
-    def _lex_char(self) -> object:
-        while True:
-            ch = self._peek()
-            self.pos += 1
-            if ch == "\\":
-                nxt = self._peek()
-                if nxt not in ("", "\n"):
-                    self.pos += 1
-                    continue
-                ch = nxt
-            if ch in ("", "\n"):
-                self._error("unterminated character constant")
-                return None
-            if ch == "'":
-                break
-        self._emit(CHARCONST)
-        return self._lex_inside
-
-    def _lex_quote(self) -> object:
-        while True:
-            ch = self._peek()
-            self.pos += 1
-            if ch == "\\":
-                nxt = self._peek()
-                if nxt not in ("", "\n"):
-                    self.pos += 1
-                    continue
-                ch = nxt
-            if ch in ("", "\n"):
-                self._error("unterminated quoted string")
-                return None
-            if ch == '"':
-                break
-        self._emit(STRING)
-        return self._lex_inside
-
-    def _lex_raw_quote(self) -> object:
-        x = self.text.find("`", self.pos)
-        if x < 0:
-            self._error("unterminated raw quoted string")
-            return None
-        self.pos = x + 1
-        self._emit(RAWSTRING)
-        return self._lex_inside
-
-    def _lex_number(self) -> object:
-        if not self._scan_number():
-            self._error(f"bad number syntax: {_go_quote(self.text[self.start:self.pos])}")
-            return None
-        if self._peek() in ("+", "-") and self._peek() != "":
-            if not self._scan_number() or self.text[self.pos - 1] != "i":
-                self._error(f"bad number syntax: {_go_quote(self.text[self.start:self.pos])}")
-                return None
-            self._emit(COMPLEX)
-        else:
-            self._emit(NUMBER)
-        return self._lex_inside
-
-    def _accept(self, valid: str) -> bool:
-        if self._peek() != "" and self._peek() in valid:
-            self.pos += 1
-            return True
-        return False
-
-    def _accept_run(self, valid: str) -> None:
-        while self._peek() != "" and self._peek() in valid:
-            self.pos += 1
-
-    def _scan_number(self) -> bool:
-        self._accept("+-")
-        digits = "0123456789_"
-        if self._accept("0"):
-            if self._accept("xX"):
-                digits = "0123456789abcdefABCDEF_"
-            elif self._accept("oO"):
-                digits = "01234567_"
-            elif self._accept("bB"):
-                digits = "01_"
-        self._accept_run(digits)
-        if self._accept("."):
-            self._accept_run(digits)
-        if len(digits) == 11 and self._accept("eE"):
-            self._accept("+-")
-            self._accept_run("0123456789_")
-        if len(digits) == 23 and self._accept("pP"):
-            self._accept("+-")
-            self._accept_run("0123456789_")
-        self._accept("i")
-        if self._peek() != "" and _is_alnum(self._peek()):
-            self.pos += 1
-            return False
-        return True
-
-
-def _rune_name(ch: str) -> str:
-    """Go's %#U of a rune: U+0021 '!'."""
-    if not ch:
-        return "U+FFFFFFFF"
-    text = f"U+{ord(ch):04X}"
-    return f"{text} '{ch}'" if ch.isprintable() else text
-
 
 def lex(text: str, left: str = "{{", right: str = "}}") -> list[Token]:
     """Tokens of ``text``; the last is EOF or ERROR."""

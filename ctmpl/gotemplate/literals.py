@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import re
 
-from ctmpl.gotemplate import lexer as lx
+from ctmpl.gotemplate import tokens as lx
 from ctmpl.gotemplate.fmtvalue import quote
 from ctmpl.gotemplate.nodes import NumberNode
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from ctmpl.gotemplate import lexer as lx
+from ctmpl.gotemplate import tokens as lx
 from ctmpl.gotemplate.fmtvalue import quote
-from ctmpl.gotemplate.lexer import Token
+from ctmpl.gotemplate.lexer import lex
 from ctmpl.gotemplate.literals import parse_number, unquote
 from ctmpl.gotemplate.nodes import (
     BoolNode,
@@ -25,6 +25,7 @@ from ctmpl.gotemplate.nodes import (
     StringNode,
     VariableNode,
 )
+from ctmpl.gotemplate.tokens import Token
 
 
 class ParseError(Exception):
@@ -45,7 +46,7 @@ class PipelineParser:
         self.name = name
         self.text = text
         self.funcs = funcs
-        self.tokens = lx.lex(text, left, right)
+        self.tokens = lex(text, left, right)
         self.i = 0
         self.last: Token = self.tokens[0]
         self.vars: list[str] = ["$"]

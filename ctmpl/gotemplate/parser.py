@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from ctmpl.gotemplate import lexer as lx
+from ctmpl.gotemplate import tokens as lx
 from ctmpl.gotemplate.fmtvalue import quote
-from ctmpl.gotemplate.lexer import Token
 from ctmpl.gotemplate.nodes import (
     ActionNode,
     BreakNode,
@@ -28,6 +27,7 @@ from ctmpl.gotemplate.nodes import (
     is_empty_tree,
 )
 from ctmpl.gotemplate.parse_pipeline import PipelineParser
+from ctmpl.gotemplate.tokens import Token
 
 
 class Parser(PipelineParser):

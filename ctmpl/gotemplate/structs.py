@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ctmpl.gotemplate.evaluate import GoError, GoFunc
+from ctmpl.gotemplate.calls import GoError, GoFunc
 from ctmpl.gotemplate.values import (
     MISSING,
     NIL,

@@ -15,7 +15,7 @@ from ctmpl.brain import Brain
 from ctmpl.config.model import TemplateConfig
 from ctmpl.errors import GoTemplateError
 from ctmpl.gotemplate.builtins import BUILTINS
-from ctmpl.gotemplate.evaluate import ExecError, GoError, GoFunc
+from ctmpl.gotemplate.calls import ExecError, GoError, GoFunc
 from ctmpl.gotemplate.execute import State
 from ctmpl.gotemplate.functions import DATA_NAMES, CatalogFunctions, ViewCache
 from ctmpl.gotemplate.helpers import HELPERS

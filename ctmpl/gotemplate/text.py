@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ctmpl.gotemplate.evaluate import GoError
+from ctmpl.gotemplate.calls import GoError
 from ctmpl.gotemplate.values import GoList, Int64, kind, str_list, type_name
 
 
