@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,29 @@ def test_once_starts_then_reloads(
     assert third.returncode == 8, third.stderr
     assert "bogus_keyword" in third.stderr
     assert haproxy_env.bodies() == {"a", "b"}
+
+
+def test_failed_reload_is_retried_until_the_config_is_live(
+        tmp_path: Path, haproxy_env: HaproxyEnv, make_backend: MakeBackend) -> None:
+    a = make_backend("a")
+    catalog, args = setup(tmp_path, haproxy_env)
+    write_catalog(catalog, {"web": [instance(a)]})
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        with daemon(args, tmp_path / "ctmpl.log") as proc:
+            wait_for(lambda: haproxy_env.bodies() == {"a"}, what=f"a served\n{proc.text()}")
+            # A valid config whose new listener cannot bind: the reload fails, old workers serve.
+            write_catalog(catalog, {"web": [instance(a)]},
+                          kv={"extra": f"listen extra\n    bind 127.0.0.1:{port}"})
+            proc.wait_log("keep serving the last good config")
+            assert haproxy_env.bodies() == {"a"}
+            taken.close()  # the port is free: the next attempt (with backoff) succeeds
+            proc.wait_log("the installed config is live again")
+            assert reloads(haproxy_env) >= 2
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass  # the new listener is HAProxy's now
+    finally:
+        taken.close()
