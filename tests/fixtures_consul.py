@@ -241,18 +241,14 @@ class ConsulFixture:
         body = {**self._registered[id], "Address": address}
         if port is not None:
             body["Port"] = port
-        if "Check" in body:
-            body["Check"] = {"CheckID": f"ttl-{id}", "TTL": TTL}
-        self._registered[id] = body
+        self._registered[id] = body  # the check as last set: same ID, TTL and status
         self.call("PUT", "/v1/agent/service/register", body)
         self._settle(body["Name"], lambda e: _has(e, id, address=address, port=body["Port"]))
 
     def retag(self, id: str, tags: tuple[str, ...] | list[str]) -> None:
         """Register ``id`` again with new tags (its check keeps its status)."""
         body = {**self._registered[id], "Tags": list(tags)}
-        if "Check" in body:
-            body["Check"] = {"CheckID": f"ttl-{id}", "TTL": TTL}
-        self._registered[id] = body
+        self._registered[id] = body  # the check as last set: same ID, TTL and status
         self.call("PUT", "/v1/agent/service/register", body)
         self._settle(body["Name"], lambda e: _has(e, id, tags=list(tags)))
 
@@ -266,6 +262,9 @@ class ConsulFixture:
         """Set the TTL check of instance ``id``: passing, warning or critical."""
         verb = {"passing": "pass", "warning": "warn", "critical": "fail"}[status]
         self.call("PUT", f"/v1/agent/check/{verb}/ttl-{urllib.parse.quote(id)}")
+        body = self._registered[id]
+        if "Check" in body:  # registering it again (move, retag) keeps this status
+            body["Check"] = {**body["Check"], "Status": status}
         name = self._registered[id]["Name"]
         self._settle(name, lambda e: _has(e, id, check=(f"ttl-{id}", status)))
 
