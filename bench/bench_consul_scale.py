@@ -50,7 +50,7 @@ from tests.consul_proxy import ConsulProxy  # noqa: E402
 TEMPLATE = ROOT / "templates" / "nginx.conf.j2"
 NODES = 20
 INSTANCES = 3
-QUIET = 0.3  # no request for this long: the daemon is done with a change
+QUIET = 0.3  # no request for this long (at least): the daemon is done with a change
 
 
 def name(n: int) -> str:
@@ -170,6 +170,7 @@ class Session:
              f"{TEMPLATE}:{self.out.path}", "-wait", "0s", "-log-level", "err"], cwd=ROOT)
         self.proc = psutil.Process(self.daemon.pid)
         self.rng = random.Random(1)
+        self.quiet = QUIET
 
     def first_render(self) -> float:
         last = f"upstream {name(self.services - 2)} {{"
@@ -205,13 +206,13 @@ class Session:
                 want = f"server {data['Service']['Address']}:{port} "
                 took = self.out.wait(lambda t: want in t)
         # the long-poll that carried the change is asked again once its answer is handled
-        self.proxy.quiet(QUIET)
+        self.proxy.quiet(self.quiet)
         sent, held = len(self.proxy.since(mark)), self.proxy.max_connections
         self.backend.put(body(n, i))
         if n % 2 == 0:
             back = f"server {address(n, i)}:8080 "
             self.out.wait(lambda t: back in t)
-        self.proxy.quiet(QUIET)
+        self.proxy.quiet(self.quiet)
         return n % 2 == 0, took, sent, held
 
     def reply_time(self) -> float:
@@ -254,6 +255,7 @@ def run(services: int, changes: int, burst: int) -> Result:
         first = session.first_render()
         idle_cpu, idle_rss = session.idle()
         reply = session.reply_time()
+        session.quiet = max(QUIET, 2 * reply)  # longer than one long-poll turnaround
         latencies: list[float] = []
         related: list[tuple[int, int]] = []
         unrelated: list[tuple[int, int]] = []
