@@ -3,10 +3,9 @@
     python bench/bench_consul_scale.py [--services 1000 10000] [--changes 200] [--burst 1000]
 
 For each size it builds a catalog of N services x 3 instances (half the services tagged
-``calico``, 20 nodes) in the Consul API double — or in a real agent when
-``CTMPL_CONSUL_BIN`` names a consul binary — puts a counting proxy (``tests.consul_proxy``)
-in front of it, runs ``python -m ctmpl`` with ``templates/nginx.conf.j2`` and ``-wait 0``,
-and reports:
+``calico``, 20 nodes) in the Consul API double (a real agent is not supported yet), puts a
+counting proxy (``tests.consul_proxy``) in front of it, runs ``python -m ctmpl`` with
+``templates/nginx.conf.j2`` and ``-wait 0``, and reports:
 
 - first complete render after start;
 - RSS and CPU while idle;
