@@ -242,3 +242,14 @@ def test_shipped_container_entrypoint_command_line_parses() -> None:
         args = [a for a in args if a != "$@"]
         if args and not any("$" in a for a in args):
             parse_flags(args)
+
+
+def test_no_ignored_key_is_one_ctmpl_implements() -> None:
+    from ctmpl.config.schema import TOP_SCHEMA
+
+    for dotted in IGNORED:
+        node: Any = TOP_SCHEMA
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        assert not (isinstance(node, dict) and parts[-1] in node), dotted
