@@ -41,7 +41,7 @@ class Slot:
     incomplete_since: float | None = None
     warned_missing: bool = False
     last_dry: bytes | None = None
-    instances: int = 0  # instances the last complete render used (for the shrink guard)
+    instances: int | None = None  # instances the last render used; None: no service() call
 
     @property
     def destination(self) -> Path:
@@ -107,13 +107,13 @@ class Pipeline:
             return None
         slot.incomplete_since, slot.warned_missing = None, False
         slot.complete_once = True
-        slot.instances = rendered.deps.instances
+        slot.instances = rendered.deps.instances if rendered.deps.uses_instances else None
         return rendered.content
 
     def admitted(self, slot: Slot, content: bytes, current: bytes | None, now: float) -> bool:
         """False when the shrink guard holds this render back (the live file stays)."""
-        if self.shrink is None or self.dry:
-            return True
+        if self.shrink is None or self.dry or slot.instances is None:
+            return True  # a template without service() calls drops no instances
         name, dest = slot.template.name, slot.destination
         if content == current:
             self.shrink.accept(name, dest, slot.instances)

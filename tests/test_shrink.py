@@ -204,3 +204,15 @@ def test_go_templates_are_guarded_too(tmp_path: Path) -> None:
         write_catalog(catalog, {"web": []})
         proc.wait_log("would drop 3 of 3 instances")
         assert dest.read_text() == FULL
+
+
+def test_templates_without_service_calls_are_not_guarded(tmp_path: Path) -> None:
+    """A KV-only template drops no instances: its first render over an old file goes live."""
+    catalog = tmp_path / "catalog.yaml"
+    write_catalog(catalog, {}, kv={"mode": "green"})
+    (tmp_path / "upstreams.conf").write_text("mode blue\n")  # from before a restart
+    with render_daemons(tmp_path, 'mode {{ key("mode") }}\n',
+                        ["-catalog", f"file://{catalog}"]) as start:
+        proc = start()
+        proc.wait_for("mode green\n")
+        assert "shrink guard" not in proc.text()

@@ -35,6 +35,7 @@ class Dependencies:
     queries: dict[str, Query] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
     instances: int = 0  # how many instances service() returned (the shrink guard counts)
+    uses_instances: bool = False  # service() was called at all
 
     @property
     def complete(self) -> bool:
@@ -65,6 +66,7 @@ class DataFunctions:
         """Like :meth:`use` for a service query; counts the instances for the shrink guard."""
         instances = self._data(query, ())
         self.deps.instances += len(instances)
+        self.deps.uses_instances = True
         return instances
 
     def _data(self, query: Query, empty: Any) -> Any:
