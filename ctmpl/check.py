@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from ctmpl.errors import CheckFailed, InstallError
-from ctmpl.install import InstallOptions, install, read_current
+from ctmpl.install import InstallOptions, backup_path, install, read_current, undo_backup
 from ctmpl.shell import TimedOut, run_shell
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ async def install_checked(
 ) -> bool:
     """Install, check the live file, and roll back to the previous bytes when it fails."""
     previous = read_current(dest)
+    bak = read_current(backup_path(dest)) if options.backup else None
     changed = install(dest, content, options)
     if not changed:
         return False
@@ -85,6 +86,8 @@ async def install_checked(
         await run_check(command, dest)
     except CheckFailed:
         rollback(dest, previous)
+        if options.backup:
+            undo_backup(dest, bak)
         raise
     return True
 

@@ -71,9 +71,14 @@ def install(path: Path, content: bytes, options: InstallOptions = InstallOptions
     return True
 
 
+def backup_path(path: Path) -> Path:
+    """Where ``backup`` keeps the previous bytes of ``path``: ``path.bak``."""
+    return path.with_name(path.name + ".bak")
+
+
 def backup(path: Path) -> Path:
     """Copy ``path`` to ``path.bak`` (mode and owner kept), atomically."""
-    target = path.with_name(path.name + ".bak")
+    target = backup_path(path)
     old = path.stat()
     tmp = _write_temp(target, path.read_bytes(), old.st_mode & 0o7777)
     _chown(tmp, old.st_uid, old.st_gid)
@@ -83,11 +88,22 @@ def backup(path: Path) -> Path:
 
 def restore(path: Path) -> bool:
     """Put ``path.bak`` back in place (used to roll back a failed check)."""
-    source = path.with_name(path.name + ".bak")
+    source = backup_path(path)
     if not source.exists():
         return False
     install(path, source.read_bytes(), InstallOptions(perms=-1, backup=False))
     return True
+
+
+def undo_backup(path: Path, before: bytes | None) -> None:
+    """Put ``path.bak`` back as it was before a pass whose check failed (None: remove it).
+
+    A ``.bak`` left beside a rolled-back file is loaded by ``include conf.d/*;``.
+    """
+    if before is None:
+        backup_path(path).unlink(missing_ok=True)
+    else:
+        install(backup_path(path), before, InstallOptions(perms=-1))
 
 
 def _stat(path: Path) -> os.stat_result | None:

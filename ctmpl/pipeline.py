@@ -19,7 +19,7 @@ from ctmpl.brain import Brain
 from ctmpl.check import check_staged, install_checked, rollback
 from ctmpl.commands import Command, run_commands
 from ctmpl.errors import CheckFailed, CtmplError, ProxyError, TemplateError
-from ctmpl.install import InstallOptions, install, read_current
+from ctmpl.install import InstallOptions, backup_path, install, read_current, undo_backup
 from ctmpl.proxy.base import ProxyController
 from ctmpl.rollback import rollback_env
 from ctmpl.shrink import ShrinkGuard
@@ -57,6 +57,7 @@ class PassResult:
     errors: list[CtmplError] = field(default_factory=list)
     proxy_applied: bool = False  # the proxy was reloaded or started with what was installed
     proxy_failed: bool = False  # a reload or start failed: the proxy may run an older config
+    backups: dict[Path, bytes | None] = field(default_factory=dict)  # dest.bak before the pass
 
 
 class Pipeline:
@@ -185,6 +186,10 @@ class Pipeline:
             telemetry.reloaded("rejected")
             for slot in result.installed:
                 await asyncio.to_thread(rollback, slot.destination, previous.get(slot.destination))
+                if slot.destination in result.backups:
+                    await asyncio.to_thread(
+                        undo_backup, slot.destination, result.backups[slot.destination]
+                    )
                 _failed(slot, exc)
             result.installed.clear()
             result.errors.append(exc)
@@ -238,6 +243,8 @@ class Pipeline:
             if not self.admitted(slot, content, current, now):
                 continue
             previous[slot.destination] = current
+            if slot.template.config.backup:
+                result.backups[slot.destination] = read_current(backup_path(slot.destination))
             pending.append((slot, content, current))
         if not await self._check_proxy(pending, result):
             return result

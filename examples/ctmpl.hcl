@@ -28,5 +28,5 @@ template {
   source      = "/etc/ctmpl/nginx.conf.j2"
   destination = "/etc/nginx/conf.d/upstreams.conf"
   perms       = 0644
-  backup      = true
+  backup      = true   # also dest.bak: fine for conf.d/*.conf, not for include conf.d/*;
 }
