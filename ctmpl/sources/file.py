@@ -38,8 +38,10 @@ logging.getLogger("watchdog.observers.inotify").addFilter(
     lambda record: "called when the thread is inactive" not in record.getMessage()
 )
 
-# Events that can change the file's content: in-place writes, atomic renames, re-creation.
-_WRITE_EVENTS = frozenset({"modified", "created", "moved", "closed", "deleted"})
+# Events after which the file's content is whole: the close of a write (not each write: a
+# save in place truncates first, so a read then sees an empty or half-written file), a
+# rename onto it, its creation (a rename from another directory) and its removal.
+_WRITE_EVENTS = frozenset({"created", "moved", "closed", "deleted"})
 
 
 class _Handler(FileSystemEventHandler):
