@@ -86,3 +86,9 @@ def test_a_variable_cannot_shadow_a_function() -> None:
     assert render('{{ toUpper("x") }} {{ env("NO_SUCH_VAR_X", "d") }}\n', vars={"env": "v"}) == (
         b"X d\n"
     )
+
+
+def test_wrong_arguments_name_the_function_not_its_class() -> None:
+    with pytest.raises(TemplateError) as info:
+        render('{{ service("web", bogus=1) }}')
+    assert str(info.value).endswith(":1: service() got an unexpected keyword argument 'bogus'")

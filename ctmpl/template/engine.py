@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,9 @@ class Template:
             raise self._error(exc, _undefined_message(str(exc.message))) from None
         except jinja2.TemplateError as exc:
             raise self._error(exc, str(exc)) from None
+        except TypeError as exc:
+            # A call with wrong arguments: name the function as the template wrote it.
+            raise self._error(exc, re.sub(r"^\w+\.(?=\w+\(\))", "", str(exc))) from None
         except Exception as exc:
             raise self._error(exc, repr(exc)) from None
 
