@@ -17,10 +17,8 @@ from urllib.parse import quote
 from ctmpl.model import (
     InvalidEntry,
     KVPair,
-    Node,
     NodeService,
     NodeServices,
-    clean_addresses,
     clean_meta,
     clean_tag_list,
     is_safe_name,
@@ -28,6 +26,7 @@ from ctmpl.model import (
     parse_port,
 )
 from ctmpl.sources.consul import ConsulCatalog, ConsulQuery
+from ctmpl.sources.consul_decode import node as decode_node
 from ctmpl.sources.consul_http import decode_value
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ def node_query(catalog: ConsulCatalog, name: str) -> ConsulQuery:
     def decode(body: Any) -> NodeServices:
         if not isinstance(body, Mapping) or not body.get("Node"):
             return NodeServices(Node=None)
-        node = _node(key, body["Node"])
+        node = decode_node(key, body["Node"])
         raw = body.get("Services") or {}
         services = [s for s in (_service(key, v) for v in raw.values()) if s is not None]
         services.sort(key=lambda s: (s.Service, s.ID))
@@ -107,24 +106,6 @@ def raw_key_query(catalog: ConsulCatalog, path: str) -> ConsulQuery:
         return KVPair(Key=path, Path=path, Value=decode_value(body[0].get("Value")))
 
     return catalog.plain_query(f"kv.get({path})", f"/v1/kv/{quote(path)}", decode, "kv")
-
-
-def _node(key: str, raw: Mapping[str, Any]) -> Node | None:
-    name, address = raw.get("Node"), raw.get("Address")
-    if not isinstance(name, str) or not is_safe_name(name):
-        log.warning("%s: node name %r is not a safe identifier (dropped)", key, name)
-        return None
-    if not isinstance(address, str) or not is_valid_address(address):
-        log.warning("%s: address %r is not an IP address or hostname (dropped)", key, address)
-        return None
-    return Node(
-        Node=name,
-        Address=address,
-        ID=str(raw.get("ID") or ""),
-        Datacenter=str(raw.get("Datacenter") or ""),
-        Meta=clean_meta(f"{key} {name}", raw.get("Meta")),
-        TaggedAddresses=clean_addresses(f"{key} {name}", raw.get("TaggedAddresses")),
-    )
 
 
 def _service(key: str, raw: Any) -> NodeService | None:
