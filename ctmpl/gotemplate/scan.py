@@ -34,24 +34,13 @@ class LiteralScanner:
         raise NotImplementedError
 
     def _lex_char(self) -> object:
-        while True:
-            ch = self._peek()
-            self.pos += 1
-            if ch == "\\":
-                nxt = self._peek()
-                if nxt not in ("", "\n"):
-                    self.pos += 1
-                    continue
-                ch = nxt
-            if ch in ("", "\n"):
-                self._error("unterminated character constant")
-                return None
-            if ch == "'":
-                break
-        self._emit(CHARCONST)
-        return self._lex_inside
+        return self._lex_escaped("'", "unterminated character constant", CHARCONST)
 
     def _lex_quote(self) -> object:
+        return self._lex_escaped('"', "unterminated quoted string", STRING)
+
+    def _lex_escaped(self, close: str, unterminated: str, typ: str) -> object:
+        """Scan up to ``close``, skipping backslash escapes; a newline or EOF is an error."""
         while True:
             ch = self._peek()
             self.pos += 1
@@ -62,11 +51,11 @@ class LiteralScanner:
                     continue
                 ch = nxt
             if ch in ("", "\n"):
-                self._error("unterminated quoted string")
+                self._error(unterminated)
                 return None
-            if ch == '"':
+            if ch == close:
                 break
-        self._emit(STRING)
+        self._emit(typ)
         return self._lex_inside
 
     def _lex_raw_quote(self) -> object:
