@@ -20,6 +20,7 @@ from ctmpl.gotemplate.nodes import (
     IfNode,
     ListNode,
     Node,
+    PipeNode,
     RangeNode,
     TemplateNode,
     TextNode,
@@ -155,24 +156,23 @@ class Parser(PipelineParser):
             return self._unquote(tok.val)
         raise self.unexpected(tok, context)
 
-    def _template(self) -> Node:
-        context = "template clause"
+    def _template_call(self, context: str) -> tuple[Token, str, PipeNode | None]:
+        """The ``"name" [pipeline]`` that follows ``template`` and ``block``."""
         tok = self.next_non_space()
         name = self._template_name(tok, context)
-        pipe = None
+        pipe: PipeNode | None = None
         if self.next_non_space().typ != lx.RIGHT:
             self.backup()
             pipe = self._pipeline(context, lx.RIGHT)
+        return tok, name, pipe
+
+    def _template(self) -> Node:
+        tok, name, pipe = self._template_call("template clause")
         return TemplateNode(tok.pos, tok.line, name, pipe)
 
     def _block(self) -> Node:
         context = "block clause"
-        tok = self.next_non_space()
-        name = self._template_name(tok, context)
-        pipe = None
-        if self.next_non_space().typ != lx.RIGHT:
-            self.backup()
-            pipe = self._pipeline(context, lx.RIGHT)
+        tok, name, pipe = self._template_call(context)
         saved = (self.vars, self.range_depth)
         self.vars, self.range_depth = ["$"], 0
         root, end = self._item_list()
