@@ -114,6 +114,10 @@ def test_bad_flags(work: Path, args: list[str], code: int, message: str) -> None
          "c.hcl: once: expected true or false, got 'sure'"),
         ('template {\n  source = "in.j2"\n  destination = "web.conf"\n}\n'
          'vaultt {\n  address = "x"\n}\n', "c.hcl: vaultt: unknown key"),
+        ('template {\n  source = "in.j2"\n}\n', "c.hcl: template[0].destination: required"),
+        ('template {\n  source = "in.j2"\n  destination = "a"\n}\n'
+         'template {\n  destination = "b"\n}\n',
+         "c.hcl: template[1]: set exactly one of source or contents"),
     ],
 )
 def test_bad_config(work: Path, hcl: str, message: str) -> None:

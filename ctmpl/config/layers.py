@@ -82,7 +82,9 @@ def file_layers(
         for file in config_files(path):
             found: list[str] = []
             try:
-                layers.append(parse_layer(load_file(file), ignored=found))
+                layer = parse_layer(load_file(file), ignored=found)
+                _check_template_blocks(layer)
+                layers.append(layer)
             except ConfigError as exc:
                 text = str(exc)
                 raise ConfigError(
@@ -91,6 +93,12 @@ def file_layers(
             if ignored is not None:
                 ignored.extend(f"config {file}: {line}" for line in found)
     return layers
+
+
+def _check_template_blocks(layer: Mapping[str, Any]) -> None:
+    """Check each template block where it is written, so the error can name its file."""
+    for i, block in enumerate(layer.get("template", [])):
+        _template_shape(f"template[{i}]", block)
 
 
 def merge(layers: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -143,11 +151,8 @@ def _template(
     where: str, raw: Mapping[str, Any], delims: Mapping[str, str], vars_: Mapping[str, str]
 ) -> TemplateConfig:
     fields = dict(raw)
-    if not fields.get("destination"):
-        raise ConfigError(f"{where}.destination: required")
-    source, contents = fields.get("source", ""), fields.get("contents", "")
-    if bool(source) == bool(contents):
-        raise ConfigError(f"{where}: set exactly one of source or contents")
+    _template_shape(where, fields)
+    source = fields.get("source", "")
     if source and not Path(source).is_file():
         raise TemplateError(f"template {source}: no such file")
     if source and not os.access(source, os.R_OK):
@@ -158,6 +163,13 @@ def _template(
     denied = (*fields.get("function_denylist", ()), *fields.pop("function_blacklist", ()))
     fields["function_denylist"] = tuple(dict.fromkeys(denied))
     return TemplateConfig(**fields)
+
+
+def _template_shape(where: str, fields: Mapping[str, Any]) -> None:
+    if not fields.get("destination"):
+        raise ConfigError(f"{where}.destination: required")
+    if bool(fields.get("source", "")) == bool(fields.get("contents", "")):
+        raise ConfigError(f"{where}: set exactly one of source or contents")
 
 
 def _catalog(raw: Mapping[str, Any]) -> CatalogConfig:
