@@ -39,6 +39,6 @@ def build_groups(config: Config) -> list[Group]:
         if config.proxy != "none":
             key = f"{config.proxy}|{tcfg.command}"  # one proxy reload per burst for all files
         if key not in groups:
-            groups[key] = Group([], Quiescence(tcfg.wait or config.wait))
+            groups[key] = Group([], Quiescence(tcfg.wait))
         groups[key].slots.append(slot)
     return list(groups.values())

@@ -83,6 +83,24 @@ template {
     assert config.templates[1].command == "echo two"
 
 
+def test_a_template_without_its_own_wait_gets_the_global_one_at_load(src: Path) -> None:
+    conf = write(src / "a.hcl", """
+wait = "3s:9s"
+template {
+  source      = "in.j2"
+  destination = "out"
+}
+template {
+  source      = "in.j2"
+  destination = "out2"
+  wait        = "1s:2s"
+}
+""")
+    first, second = load(["-config", conf]).templates
+    assert (first.wait, second.wait) == (Wait(3.0, 9.0), Wait(1.0, 2.0))
+    assert load(["-template", "in.j2:out", "-wait", "2s:5s"]).templates[0].wait == Wait(2.0, 5.0)
+
+
 def test_template_block_fields(src: Path) -> None:
     conf = write(src / "a.hcl", """
 wait {

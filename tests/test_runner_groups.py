@@ -24,7 +24,8 @@ class FakeClock:
 
 def config(tmp_path: Path, *commands: str, proxy: str = "none") -> Config:
     templates = tuple(
-        TemplateConfig(destination=str(tmp_path / f"out{i}"), contents="x", command=cmd)
+        TemplateConfig(destination=str(tmp_path / f"out{i}"), contents="x", command=cmd,
+                       wait=Wait(2.0, 10.0))
         for i, cmd in enumerate(commands)
     )
     catalog = tmp_path / "catalog.yaml"
@@ -47,7 +48,7 @@ def test_proxy_mode_puts_every_template_in_one_reload_group(tmp_path: Path) -> N
     assert len(groups) == 1 and len(groups[0].slots) == 3
 
 
-def test_per_template_wait_overrides_the_global_one(tmp_path: Path) -> None:
+def test_a_group_waits_as_its_template_says(tmp_path: Path) -> None:
     cfg = config(tmp_path, "a")
     cfg = Config(templates=(TemplateConfig(destination="d", contents="x", wait=Wait(1, 2)),),
                  wait=Wait(5, 20), catalog=cfg.catalog)

@@ -118,7 +118,8 @@ def finalize(
     delims = raw.get("default_delimiters", {})
     syntax = raw.get("template_syntax", "")
     templates = tuple(
-        _template(f"template[{i}]", {"syntax": syntax, **t} if syntax else t, delims, vars_)
+        _template(f"template[{i}]", {"syntax": syntax, **t} if syntax else t, delims, vars_,
+                  wait)
         for i, t in enumerate(raw.get("template", []))
     )
     return Config(
@@ -148,9 +149,14 @@ def finalize(
 
 
 def _template(
-    where: str, raw: Mapping[str, Any], delims: Mapping[str, str], vars_: Mapping[str, str]
+    where: str,
+    raw: Mapping[str, Any],
+    delims: Mapping[str, str],
+    vars_: Mapping[str, str],
+    wait: Wait,
 ) -> TemplateConfig:
     fields = dict(raw)
+    fields.setdefault("wait", wait)  # a block without its own wait uses the global one
     _template_shape(where, fields)
     source = fields.get("source", "")
     if source and not Path(source).is_file():

@@ -102,7 +102,7 @@ class TemplateConfig:
     perms: int | Literal[-1] = -1  # -1: keep the old file's mode, else 0644
     backup: bool = False
     create_dest_dirs: bool = True
-    wait: Wait | None = None  # None: use the global wait
+    wait: Wait = Wait()  # the global wait unless the block sets its own (resolved at load)
     error_on_missing_key: bool = False
     left_delimiter: str = ""
     right_delimiter: str = ""
