@@ -121,8 +121,8 @@ class ExecChild:
             delay = self._rng() * self.cfg.splay
             log.debug("exec: reload in %.2fs (splay)", delay)
             await asyncio.sleep(delay)
-        if self.cfg.reload_signal:
-            self.forward(getattr(signal, self.cfg.reload_signal))
+        if self.cfg.reload_signal is not None:
+            self.forward(self.cfg.reload_signal)
             telemetry.reloaded("signalled")
             return
         log.info("exec: restarting the child (no reload_signal set)")
@@ -150,7 +150,7 @@ class ExecChild:
         if proc is None or proc.returncode is not None:
             return
         self._expected_exit = True
-        self.forward(getattr(signal, self.cfg.kill_signal))
+        self.forward(self.cfg.kill_signal)
         try:
             async with asyncio.timeout(self.cfg.kill_timeout):
                 await proc.wait()

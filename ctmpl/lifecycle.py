@@ -43,8 +43,7 @@ def install_signals(runner: Controlled) -> None:
     loop = asyncio.get_running_loop()
     for old in runner.installed_signals:
         loop.remove_signal_handler(old)
-    kill_sig = getattr(signal, runner.config.kill_signal, signal.SIGINT)
-    reload_sig = getattr(signal, runner.config.reload_signal, signal.SIGHUP)
+    kill_sig, reload_sig = runner.config.kill_signal, runner.config.reload_signal
     if kill_sig not in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(kill_sig, runner.request_stop)
     loop.add_signal_handler(signal.SIGTERM, runner.request_stop)

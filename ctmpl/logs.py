@@ -13,12 +13,14 @@ import logging
 import sys
 import time
 
+from ctmpl.config.model import LogFormat, LogLevel
+
 TRACE = 5
 MAX_QUOTE = 120  # characters of a quoted value
 MAX_MESSAGE = 2000  # characters of one log message
 logging.addLevelName(TRACE, "TRACE")
 
-_LEVELS = {
+_LEVELS: dict[LogLevel, int] = {
     "trace": TRACE,
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -77,7 +79,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-def setup(level: str = "info", fmt: str = "text") -> None:
+def setup(level: LogLevel = "info", fmt: LogFormat = "text") -> None:
     """Configure the root logger once (called again on reload with new settings)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -85,7 +87,7 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(_LEVELS.get(level.lower(), logging.INFO))
+    root.setLevel(_LEVELS[level])
     # Third-party libraries log every inotify event and HTTP request at DEBUG.
     for noisy in ("watchdog", "asyncio", "aiohttp", "grpc"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

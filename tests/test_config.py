@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -388,11 +389,11 @@ status_addr = "[::1]:9080"
 """)
     config = load(["-config", conf])
     assert config.exec.command == ("nginx", "-g", "daemon off;")
-    assert (config.exec.reload_signal, config.exec.kill_signal) == ("SIGHUP", "SIGQUIT")
+    assert (config.exec.reload_signal, config.exec.kill_signal) == (signal.SIGHUP, signal.SIGQUIT)
     assert (config.exec.kill_timeout, config.exec.splay) == (5.0, 1.0)
     assert config.exec.env_custom == ("A=1",)
     assert (config.exec.env_allow, config.exec.env_deny) == (("PATH",), ("CONSUL_*",))
     assert config.status_addr == "[::1]:9080"
     off = write(src / "off.hcl", 'exec {\n  command = "x"\n  enabled = false\n}\n')
     assert not load(["-config", off]).exec.enabled
-    assert load([]).exec.reload_signal == "" and not load([]).exec.enabled
+    assert load([]).exec.reload_signal is None and not load([]).exec.enabled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ CASES: dict[str, tuple[str, Get, Any]] = {
     "log-level": ("debug", lambda c: c.log_level, "debug"),
     "log-format": ("json", lambda c: c.log_format, "json"),
     "pid-file": ("/run/x.pid", lambda c: c.pid_file, "/run/x.pid"),
-    "kill-signal": ("SIGTERM", lambda c: c.kill_signal, "SIGTERM"),
-    "reload-signal": ("USR1", lambda c: c.reload_signal, "SIGUSR1"),
+    "kill-signal": ("SIGTERM", lambda c: c.kill_signal, signal.SIGTERM),
+    "reload-signal": ("USR1", lambda c: c.reload_signal, signal.SIGUSR1),
     "max-stale": ("10s", lambda c: c.catalog.max_stale, 10.0),
     "block-query-wait": ("1m", lambda c: c.catalog.block_query_wait, 60.0),
     "command-error-fatal": ("true", lambda c: c.command_error_fatal, True),
@@ -51,8 +52,8 @@ CASES: dict[str, tuple[str, Get, Any]] = {
     "haproxy-pid": ("/run/h.pid", lambda c: c.haproxy.pid_file, "/run/h.pid"),
     "exec": ("nginx -g 'daemon off;'", lambda c: c.exec.command,
              ("nginx", "-g", "daemon off;")),
-    "exec-reload-signal": ("HUP", lambda c: c.exec.reload_signal, "SIGHUP"),
-    "exec-kill-signal": ("SIGQUIT", lambda c: c.exec.kill_signal, "SIGQUIT"),
+    "exec-reload-signal": ("HUP", lambda c: c.exec.reload_signal, signal.SIGHUP),
+    "exec-kill-signal": ("SIGQUIT", lambda c: c.exec.kill_signal, signal.SIGQUIT),
     "exec-kill-timeout": ("5s", lambda c: c.exec.kill_timeout, 5.0),
     "exec-splay": ("250ms", lambda c: c.exec.splay, 0.25),
     "exec-env-pristine": ("true", lambda c: c.exec.env_pristine, True),

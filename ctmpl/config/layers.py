@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,8 @@ def finalize(
         log_level=raw.get("log_level", "info"),
         log_format=raw.get("log_format", "text"),
         pid_file=raw.get("pid_file", ""),
-        kill_signal=raw.get("kill_signal", "SIGINT"),
-        reload_signal=raw.get("reload_signal", "SIGHUP"),
+        kill_signal=signal.Signals[raw.get("kill_signal", "SIGINT")],
+        reload_signal=signal.Signals[raw.get("reload_signal", "SIGHUP")],
         command_error_fatal=raw.get("command_error_fatal", False),
         missing_dependency_warn=raw.get("missing_dependency_warn", 30.0),
         proxy=raw.get("proxy", "none"),
@@ -279,8 +280,8 @@ def _exec(raw: Mapping[str, Any]) -> ExecConfig:
     env = raw.get("env", {})
     return ExecConfig(
         command=command,
-        reload_signal=raw.get("reload_signal", ""),
-        kill_signal=raw.get("kill_signal", "SIGTERM"),
+        reload_signal=signal.Signals[raw["reload_signal"]] if raw.get("reload_signal") else None,
+        kill_signal=signal.Signals[raw.get("kill_signal", "SIGTERM")],
         kill_timeout=raw.get("kill_timeout", 30.0),
         splay=raw.get("splay", 0.0),
         env_pristine=env.get("pristine", False),

@@ -6,11 +6,13 @@ once by ``ctmpl.config.layers.finalize``; the rest of the program only reads the
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 LogFormat = Literal["text", "json"]
+LogLevel = Literal["trace", "debug", "info", "warn", "warning", "err", "error"]
 CatalogKind = Literal["file", "consul", "etcd"]
 ProxyKind = Literal["none", "nginx", "haproxy"]
 
@@ -155,8 +157,8 @@ class ExecConfig:
     """Exec mode: one child process started after the first complete render."""
 
     command: tuple[str, ...] = ()  # argv, not a shell line (as consul-template)
-    reload_signal: str = ""  # "": restart the child on a change instead of signalling it
-    kill_signal: str = "SIGTERM"
+    reload_signal: signal.Signals | None = None  # None: restart the child on a change
+    kill_signal: signal.Signals = signal.SIGTERM
     kill_timeout: float = 30.0  # then SIGKILL
     splay: float = 0.0  # random delay up to this before a reload signal or restart
     env_pristine: bool = False  # start from an empty environment
@@ -189,11 +191,11 @@ class Config:
     wait: Wait = Wait()
     once: bool = False
     dry: bool = False
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     log_format: LogFormat = "text"
     pid_file: str = ""
-    kill_signal: str = "SIGINT"
-    reload_signal: str = "SIGHUP"
+    kill_signal: signal.Signals = signal.SIGINT  # stops ctmpl, besides SIGTERM and SIGINT
+    reload_signal: signal.Signals = signal.SIGHUP
     command_error_fatal: bool = False
     missing_dependency_warn: float = 30.0
     proxy: ProxyKind = "none"

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from ctmpl.config.flags import FLAGS, Flag, parse_flags, parse_var
 from ctmpl.config.layers import _catalog, env_layer, file_layers, merge
 from ctmpl.config.load import flag_behind
-from ctmpl.config.model import CatalogConfig
+from ctmpl.config.model import CatalogConfig, LogFormat, LogLevel
 from ctmpl.config.schema import parse_layer
 from ctmpl.errors import ConfigError, UsageError
 from ctmpl.model import is_safe_id, is_safe_meta, is_safe_name, is_safe_tag
@@ -76,8 +76,8 @@ class RegisterConfig:
     ttl: float = 15.0
     format: Format = "addr"
     once: bool = False
-    log_level: str = "info"
-    log_format: str = "text"
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "text"
     pid_file: str = ""
 
     @property
