@@ -28,16 +28,6 @@ class Quiescence:
         self._first: float | None = None
         self._deadline: float | None = None
 
-    @property
-    def wait(self) -> Wait:
-        """The effective ``min`` and ``max`` in seconds."""
-        return Wait(min=self._min, max=self._max)
-
-    @property
-    def pending(self) -> bool:
-        """True while a burst is waiting to fire."""
-        return self._deadline is not None
-
     def change(self, now: float) -> None:
         """Record a change of the group's inputs at time ``now``."""
         if self._first is None:
@@ -55,8 +45,3 @@ class Quiescence:
         self._first = None
         self._deadline = None
         return True
-
-    def reset(self) -> None:
-        """Drop a pending burst without firing it."""
-        self._first = None
-        self._deadline = None
