@@ -86,15 +86,6 @@ def backup(path: Path) -> Path:
     return target
 
 
-def restore(path: Path) -> bool:
-    """Put ``path.bak`` back in place (used to roll back a failed check)."""
-    source = backup_path(path)
-    if not source.exists():
-        return False
-    install(path, source.read_bytes(), InstallOptions(perms=-1, backup=False))
-    return True
-
-
 def undo_backup(path: Path, before: bytes | None) -> None:
     """Put ``path.bak`` back as it was before a pass whose check failed (None: remove it).
 

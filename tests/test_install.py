@@ -11,7 +11,7 @@ import pytest
 
 from ctmpl import install as install_mod
 from ctmpl.errors import InstallError
-from ctmpl.install import InstallOptions, backup, install, restore
+from ctmpl.install import InstallOptions, backup, install
 
 
 def mode(path: Path) -> int:
@@ -91,13 +91,8 @@ def test_backup(tmp_path: Path) -> None:
     assert bak.read_bytes() == b"first\n"
     assert mode(bak) == 0o640
     assert dest.read_bytes() == b"second\n"
-    assert restore(dest) is True
-    assert dest.read_bytes() == b"first\n"
     assert backup(dest) == bak
-
-
-def test_restore_without_backup(tmp_path: Path) -> None:
-    assert restore(tmp_path / "nothing") is False
+    assert bak.read_bytes() == b"second\n"
 
 
 def test_creates_missing_parent_dirs(tmp_path: Path) -> None:
