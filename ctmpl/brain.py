@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Iterable
 
 
@@ -31,7 +30,3 @@ class Brain:
         """Drop data for queries no template uses any more."""
         for key in keys:
             self._data.pop(key, None)
-
-    def keys(self) -> builtins.set[str]:
-        """Every key with data."""
-        return set(self._data)
