@@ -132,7 +132,6 @@ class ConsulCatalog:
         self._config = config
         self.max_connections = max_connections or consul.max_connections
         self._http = AgentHTTP(consul, self.max_connections)
-        self.hostport = self._http.hostport
         self.wait = config.block_query_wait
         self._feed_mode: FeedMode = feed_mode
         self._feeds: dict[str, Feed] = {}
