@@ -6,10 +6,14 @@ live file is untouched unless the check passes.
 
 ``installed``: for an include snippet that can only be judged inside the whole config, the
 file is installed with a backup, checked, and rolled back if the check fails.
+
+File work (staging, installing, rolling back) runs in a worker thread, never on the event
+loop: a slow disk must not stall the watches and signal handling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -53,6 +57,15 @@ async def check_staged(
     The staged file's name starts with a dot, so include globs (``conf.d/*``) skip it.
     With ``create_dirs`` false a missing directory is an error, as the install would be.
     """
+    staged = await asyncio.to_thread(_stage, dest, content, create_dirs)
+    try:
+        await run_check(command, staged)
+    finally:
+        await asyncio.to_thread(_remove, staged)
+
+
+def _stage(dest: Path, content: bytes, create_dirs: bool) -> Path:
+    """Write ``content`` to a new dot-file beside ``dest``; InstallError when it cannot."""
     try:
         if create_dirs:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -67,27 +80,31 @@ async def check_staged(
     try:
         with open(fd, "wb") as handle:
             handle.write(content)
-        await run_check(command, staged)
-    finally:
-        with contextlib.suppress(OSError):
-            staged.unlink()
+    except BaseException:
+        _remove(staged)
+        raise
+    return staged
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 async def install_checked(
     command: str, dest: Path, content: bytes, options: InstallOptions
 ) -> bool:
     """Install, check the live file, and roll back to the previous bytes when it fails."""
-    previous = read_current(dest)
-    bak = read_current(backup_path(dest)) if options.backup else None
-    changed = install(dest, content, options)
-    if not changed:
+    previous = await asyncio.to_thread(read_current, dest)
+    bak = await asyncio.to_thread(read_current, backup_path(dest)) if options.backup else None
+    if not await asyncio.to_thread(install, dest, content, options):
         return False
     try:
         await run_check(command, dest)
     except CheckFailed:
-        rollback(dest, previous)
+        await asyncio.to_thread(rollback, dest, previous)
         if options.backup:
-            undo_backup(dest, bak)
+            await asyncio.to_thread(undo_backup, dest, bak)
         raise
     return True
 
