@@ -239,12 +239,14 @@ class Pipeline:
                 continue
             if content is None:
                 continue
-            current = read_current(slot.destination)
+            current = await asyncio.to_thread(read_current, slot.destination)
             if not self.admitted(slot, content, current, now):
                 continue
             previous[slot.destination] = current
             if slot.template.config.backup:
-                result.backups[slot.destination] = read_current(backup_path(slot.destination))
+                result.backups[slot.destination] = await asyncio.to_thread(
+                    read_current, backup_path(slot.destination)
+                )
             pending.append((slot, content, current))
         if not await self._check_proxy(pending, result):
             return result
