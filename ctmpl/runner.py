@@ -355,7 +355,7 @@ class Runner:
         if catalog is not None:
             await self._swap_catalog(catalog)
         elif isinstance(self.catalog, FileCatalog):
-            self.catalog.reload()  # re-read it: a swapped symlink (..data) is followed
+            await self.catalog.reload()  # re-read it: a swapped symlink (..data) is followed
         self.pipeline = self._pipeline(self.pipeline.proxy)
         announce(config, reload=True)
 

@@ -156,11 +156,11 @@ async def test_reload_keeps_last_good_data_on_malformed_edit(tmp_path: Path) -> 
     path.write_text(GOOD)
     catalog = catalog_at(path)
     path.write_text("services: [\n")
-    assert catalog.reload() is False
+    assert await catalog.reload() is False
     _, generation = await catalog.services().fetch(0)
     assert generation == 1
     path.write_text(GOOD.replace("10.0.0.2", "10.0.0.22"))
-    assert catalog.reload() is True
+    assert await catalog.reload() is True
     data, generation = await catalog.service(parse_service("web")).fetch(0)
     assert generation == 2
     assert data[0].Address == "10.0.0.22"  # type: ignore[index]

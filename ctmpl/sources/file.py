@@ -124,10 +124,11 @@ class FileCatalog:
     def _read(self) -> Snapshot:
         return read_catalog(self.path)
 
-    def reload(self) -> bool:
-        """Re-read the file now; keep the last good data when the new version is malformed."""
+    async def reload(self) -> bool:
+        """Re-read the file now (off the event loop); keep the last good data when the new
+        version is malformed."""
         try:
-            snapshot = self._read()
+            snapshot = await in_daemon_thread(f"read {self.path}", self._read)
         except SourceError as exc:
             self._rejected(exc)
             return False
