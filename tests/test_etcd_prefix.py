@@ -12,7 +12,7 @@ import pytest
 from ctmpl.register.etcd_registry import registration_key
 from ctmpl.sources.base import parse_service
 from ctmpl.sources.etcd import slash_variant
-from ctmpl.sources.etcd_entries import etcd_prefix
+from ctmpl.sources.registrations import etcd_prefix
 from tests.daemon import render_once
 from tests.fixtures_etcd import EtcdServer
 from tests.foundation_util import load

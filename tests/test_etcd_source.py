@@ -15,7 +15,7 @@ from ctmpl.errors import QueryError, SourceError
 from ctmpl.model import Instance, KVPair, ServiceSummary
 from ctmpl.sources.base import Query, parse_service
 from ctmpl.sources.etcd import EtcdCatalog
-from ctmpl.sources.etcd_entries import split_host_port
+from ctmpl.sources.registrations import split_host_port
 from tests.fixtures_etcd import EtcdServer, free_port
 
 # Generous: a change normally arrives in milliseconds; only a stalled machine needs more.

@@ -16,7 +16,7 @@ from ctmpl.errors import ConfigError, UsageError
 from ctmpl.register.etcd_registry import registration_key, registration_value
 from ctmpl.register.settings import REGISTER_FLAGS, load_register_config
 from ctmpl.register.spec import CheckSpec, parse_check, parse_status_range, split_address
-from ctmpl.sources.etcd_entries import EntryParser
+from ctmpl.sources.registrations import EntryParser
 from tests.conftest import ROOT
 from tests.foundation_util import load
 

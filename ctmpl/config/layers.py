@@ -27,7 +27,7 @@ from ctmpl.config.model import (
 )
 from ctmpl.config.schema import as_bool, merge_into, parse_layer
 from ctmpl.errors import ConfigError, TemplateError
-from ctmpl.sources.etcd_entries import etcd_prefix
+from ctmpl.sources.registrations import etcd_prefix
 
 log = logging.getLogger(__name__)
 

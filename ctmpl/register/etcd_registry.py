@@ -1,6 +1,6 @@
 """Registration in etcd v3: one key bound to a lease that is kept alive while healthy.
 
-The key and value are the layouts the etcd catalog reads (``ctmpl.sources.etcd_entries``):
+The key and value are the layouts the etcd catalog reads (``ctmpl.sources.registrations``):
 ``<prefix>/<service>/<id>`` or the flat ``<prefix>/<host>:<port>``, valued ``host:port`` or
 a JSON object with Address, Port, Tags and Meta. Every healthy tick reads the key: when it
 is ours and its lease is alive, the lease is kept alive; otherwise (first start, deleted

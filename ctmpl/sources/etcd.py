@@ -1,7 +1,7 @@
 """etcd v3 as a service catalog: registrator/docker-register and dockreg layouts, plus raw KV.
 
 ``EtcdCatalog(config)`` reads ``config.etcd`` (endpoints, prefix, TLS, credentials).
-Service queries read the layouts described in ``etcd_entries`` under the catalog
+Service queries read the layouts described in ``registrations`` under the catalog
 prefix and share one watched cache of it; ``key()``/``tree()`` read raw etcd keys
 (not under the prefix), each range with its own shared cache. Indexes are etcd
 revisions: the revision of the last change to the watched range.
@@ -35,7 +35,7 @@ from ctmpl.sources.base import (
 )
 from ctmpl.sources.etcd_cache import RangeCache
 from ctmpl.sources.etcd_client import EtcdConnection, EtcdUnavailable
-from ctmpl.sources.etcd_entries import EntryParser, etcd_prefix, key_base
+from ctmpl.sources.registrations import EntryParser, etcd_prefix, key_base
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,11 @@
-"""Service registrations as people already write them into etcd, parsed and validated.
+"""Service registrations as people already write them into etcd and ZooKeeper, validated.
 
-Layouts under the catalog prefix ``P``:
+Layouts under the catalog prefix ``P`` (etcd keys, ZooKeeper nodes):
 
 - ``P/<service>/<id>`` = ``ip:port``, ``[v6]:port`` (registrator, docker-register) or a
-  JSON object with ``Address``, ``Port``, optional ``Tags``, ``Meta``, ``Status``;
+  JSON object with ``Address``, ``Port``, optional ``Tags``, ``Meta``, ``Status``; when the
+  value is empty, or a JSON object without ``Address``, the ``<id>`` itself is the
+  ``ip:port`` (``P/web/10.0.0.7:8080``, Docker Swarm's ZooKeeper layout);
 - ``P/<ip>:<port>`` (dockreg's flat layout, refreshed with a TTL by a health-checking
   sidekick): one instance of the service named after the last segment of ``P``; a JSON
   object value may add ``Tags``, ``Meta`` and ``Status``.
@@ -21,7 +23,6 @@ from typing import Any
 from ctmpl.model import Instance, InvalidEntry, make_instance, warn_once
 
 log = logging.getLogger("ctmpl.sources.etcd")
-
 
 
 def split_host_port(where: str, text: str) -> tuple[str, str]:
@@ -58,16 +59,19 @@ def _load_json(where: str, text: str) -> Any:
 
 
 def parse_nested(where: str, name: str, id: str, text: str) -> Instance:
-    """An instance from ``P/<name>/<id>`` = ``ip:port`` or a JSON object."""
+    """An instance from ``P/<name>/<id>`` = ``ip:port``, a JSON object, or empty (the id
+    is then ``ip:port``)."""
     if text.startswith("{"):
         doc = _load_json(where, text)
         fields = _json_fields(where, doc)
-        if "Address" not in doc:
+        if "Address" in doc:
+            address, port = doc["Address"], doc.get("Port")
+        elif ":" in id:
+            address, port = split_host_port(where, id)
+        else:
             raise InvalidEntry(f"{where}: JSON value has no Address")
-        return make_instance(
-            where, name=name, id=id, address=doc["Address"], port=doc.get("Port"), **fields
-        )
-    host, port = split_host_port(where, text)
+        return make_instance(where, name=name, id=id, address=address, port=port, **fields)
+    host, port = split_host_port(where, text or id)
     return make_instance(where, name=name, id=id, address=host, port=port)
 
 
@@ -98,10 +102,14 @@ def key_base(prefix: str) -> str:
 
 
 class EntryParser:
-    """Turns the raw keys under a prefix into instances, parsing each key+value once."""
+    """Turns the raw keys under a prefix into instances, parsing each key+value once.
 
-    def __init__(self, prefix: str) -> None:
+    ``label`` names an entry in warnings: ``etcd key '/services/web/a'``.
+    """
+
+    def __init__(self, prefix: str, label: str = "etcd key") -> None:
         prefix = etcd_prefix(prefix)
+        self._label = label
         self._base = key_base(prefix).encode()
         self._flat_name = prefix.rsplit("/", 1)[-1]
         self._memo: dict[bytes, tuple[bytes, Instance | None]] = {}
@@ -111,14 +119,15 @@ class EntryParser:
         memo: dict[bytes, tuple[bytes, Instance | None]] = {}
         for key, value in values.items():
             hit = self._memo.get(key)
-            result = hit[1] if hit and hit[0] == value else self._parse(key, value)
+            result = hit[1] if hit and hit[0] == value else self.parse(key, value)
             memo[key] = (value, result)
         self._memo = memo
         return [inst for _, inst in memo.values() if inst is not None]
 
-    def _parse(self, key: bytes, value: bytes) -> Instance | None:
+    def parse(self, key: bytes, value: bytes) -> Instance | None:
+        """The instance one entry registers; None (with one warning) when it is invalid."""
         path = key.decode("utf-8", "replace")
-        where = f"etcd key {path!r}"
+        where = f"{self._label} {path!r}"
         parts = path[len(self._base):].split("/")
         text = value.decode("utf-8", "replace").strip()
         try:
