@@ -21,6 +21,8 @@ def describe_catalog(catalog: CatalogConfig) -> str:
         return f"file {catalog.file_path}"
     if catalog.kind == "etcd":
         return f"etcd {','.join(catalog.etcd.endpoints)}/{catalog.etcd.prefix}"
+    if catalog.kind == "zk":
+        return f"zk {','.join(catalog.zk.hosts)}{catalog.zk.prefix}"
     return f"consul {catalog.consul.address}"
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need, then lint, type-check and run the test suite.
 #   - a virtual environment in .venv with ctmpl and its test dependencies;
-#   - Debian's etcd-server, nginx-light, haproxy, systemd (for systemd-analyze) and
-#     golang-1.19-go (the reference text/template) when missing (needs root or sudo);
+#   - Debian's etcd-server, nginx-light, haproxy, systemd (for systemd-analyze),
+#     golang-1.19-go (the reference text/template) and zookeeper when missing (needs root
+#     or sudo);
 #   - then: ruff check, mypy --strict on the package, pytest.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k consul -x
 set -euo pipefail
@@ -16,6 +17,8 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # Go 1.19's text/template (consul-template 0.19.4's) checks the .ctmpl engine differentially.
 [ -x /usr/lib/go-1.19/bin/go ] || need+=(golang-1.19-go)
+# ZooKeeper's server jar and java for the zk:// catalog tests (they start it themselves).
+[ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 || need+=(zookeeper)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -14,6 +14,7 @@ os.environ["PATH"] = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
 pytest_plugins = [
     "tests.fixtures_consul",
     "tests.fixtures_etcd",
+    "tests.fixtures_zk",
     "tests.fixtures_nginx",
     "tests.fixtures_haproxy",
 ]

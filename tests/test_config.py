@@ -307,10 +307,26 @@ def test_catalog_urls() -> None:
     assert etcd.kind == "etcd"
     assert etcd.etcd.endpoints == ("h1:2379", "h2:2380")
     assert etcd.etcd.prefix == "/services"  # the URL path exactly
-    with pytest.raises(UsageError, match=r"^flag -catalog: catalog 'zk://x'"):
-        load(["-catalog", "zk://x"])
+    with pytest.raises(UsageError, match=r"^flag -catalog: catalog 'redis://x'"):
+        load(["-catalog", "redis://x"])
     with pytest.raises(UsageError, match="not host:port"):
         load(["-catalog", "etcd://h1/x"])
+
+
+def test_zk_catalog_url_and_block(src: Path) -> None:
+    zk = load(["-catalog", "zk://h1:2181,h2,[fd00::1]/services/"]).catalog
+    assert zk.kind == "zk"
+    assert zk.zk.hosts == ("h1:2181", "h2:2181", "[fd00::1]:2181")
+    assert zk.zk.prefix == "/services"
+    assert load(["-catalog", "zk://h1"]).catalog.zk.prefix == "/"
+    conf = write(src / "zk.hcl", 'zk {\n  session_timeout = "4s"\n  username = "u"\n'
+                 '  password = "p"\n}\n')
+    block = load(["-config", conf, "-catalog", "zk://h1/s"]).catalog.zk
+    assert (block.session_timeout, block.username, block.password) == (4.0, "u", "p")
+    for bad, why in (("zk://h1/a//b", "not a ZooKeeper path"), ("zk://h1:99999/s", "host"),
+                     ("zk:///s", "expected zk://")):
+        with pytest.raises(UsageError, match=why):
+            load(["-catalog", bad])
 
 
 def test_vars_merge_global_then_template(src: Path) -> None:

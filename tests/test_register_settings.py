@@ -103,6 +103,8 @@ def test_consul_needs_a_service_and_file_catalogs_are_refused() -> None:
         load_register_config(["-address", "1.2.3.4:80"], {})
     with pytest.raises(UsageError, match=r"flag -catalog: catalog: .* not a file"):
         load_register_config(["-catalog", "file://x.yaml", "-address", "1.2.3.4:80"], {})
+    with pytest.raises(UsageError, match=r"flag -catalog: catalog: .* not zk://"):
+        load_register_config(["-catalog", "zk://h/s", "-address", "1.2.3.4:80"], {})
 
 
 def test_bad_input_is_one_line_and_a_documented_exit_code() -> None:

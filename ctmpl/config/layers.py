@@ -26,6 +26,7 @@ from ctmpl.config.model import (
     Wait,
 )
 from ctmpl.config.schema import as_bool, merge_into, parse_layer
+from ctmpl.config.zk import parse_zk_url, zk_config
 from ctmpl.errors import ConfigError, TemplateError
 from ctmpl.sources.registrations import etcd_prefix
 
@@ -183,7 +184,7 @@ def _catalog(raw: Mapping[str, Any]) -> CatalogConfig:
     url = raw.get("catalog", "consul")
     consul = _consul(raw.get("consul", {}))
     etcd_raw = dict(raw.get("etcd", {}))
-    kind, file_path = "consul", ""
+    kind, file_path, zk_raw = "consul", "", raw.get("zk", {})
     if url.startswith("file://"):
         kind, file_path = "file", url.removeprefix("file://")
         if not file_path:
@@ -191,13 +192,17 @@ def _catalog(raw: Mapping[str, Any]) -> CatalogConfig:
     elif url.startswith("etcd://"):
         kind = "etcd"
         etcd_raw = {**parse_etcd_url(url), **etcd_raw}
+    elif url.startswith("zk://"):
+        kind, zk_raw = "zk", {**parse_zk_url(url), **raw.get("zk", {})}
     elif url != "consul":
-        raise ConfigError(f"catalog {url!r}: expected consul, etcd://host:port/prefix or file://path")
+        raise ConfigError(f"catalog {url!r}: expected consul, etcd://host:port/prefix, "
+                          "zk://host:port/prefix or file://path")
     return CatalogConfig(
         kind=kind,  # type: ignore[arg-type]
         file_path=file_path,
         consul=consul,
         etcd=_etcd(etcd_raw),
+        zk=zk_config(zk_raw),
         max_stale=raw.get("max_stale", 2.0),
         block_query_wait=raw.get("block_query_wait", 60.0),
     )

@@ -13,7 +13,7 @@ from typing import Literal
 
 LogFormat = Literal["text", "json"]
 LogLevel = Literal["trace", "debug", "info", "warn", "warning", "err", "error"]
-CatalogKind = Literal["file", "consul", "etcd"]
+CatalogKind = Literal["file", "consul", "etcd", "zk"]
 ProxyKind = Literal["none", "nginx", "haproxy"]
 
 
@@ -79,6 +79,17 @@ class EtcdConfig:
 
 
 @dataclass(frozen=True)
+class ZkConfig:
+    """How to reach ZooKeeper: ensemble ``host:port`` list, the node prefix, session, auth."""
+
+    hosts: tuple[str, ...] = ("127.0.0.1:2181",)
+    prefix: str = "/"
+    session_timeout: float = 10.0  # the server removes a silent session's watches after this
+    username: str = ""  # digest authentication (username:password)
+    password: str = ""
+
+
+@dataclass(frozen=True)
 class CatalogConfig:
     """Which catalog to read and the blocking-query settings shared by all backends."""
 
@@ -86,6 +97,7 @@ class CatalogConfig:
     file_path: str = ""
     consul: ConsulConfig = ConsulConfig()
     etcd: EtcdConfig = EtcdConfig()
+    zk: ZkConfig = ZkConfig()
     max_stale: float = 2.0
     block_query_wait: float = 60.0
 

@@ -197,6 +197,13 @@ ETCD_SCHEMA: Schema = {
     "password": as_str,
     "retry": RETRY_SCHEMA,
 }
+ZK_SCHEMA: Schema = {
+    "hosts": as_str_list,
+    "prefix": as_str,
+    "session_timeout": duration,
+    "username": as_str,
+    "password": as_str,
+}
 TEMPLATE_SCHEMA: Schema = {
     "source": as_str,
     "destination": as_str,
@@ -293,6 +300,7 @@ EXEC_SCHEMA: Schema = {
 TOP_SCHEMA: Schema = {
     "consul": CONSUL_SCHEMA,
     "etcd": ETCD_SCHEMA,
+    "zk": ZK_SCHEMA,
     "catalog": as_str,
     "template": TEMPLATE_SCHEMA,
     "wait": as_wait,

@@ -133,8 +133,9 @@ def finalize_register(raw: Mapping[str, Any]) -> RegisterConfig:
     """The frozen RegisterConfig; ConfigError naming the ``register.*`` key that is wrong."""
     reg = dict(raw.get("register", {}))
     catalog = _catalog(raw)
-    if catalog.kind == "file":
-        raise ConfigError("catalog: ctmpl register writes to consul or etcd://…, not a file")
+    if catalog.kind not in ("consul", "etcd"):
+        what = {"file": "a file"}.get(catalog.kind, f"{catalog.kind}://…")
+        raise ConfigError(f"catalog: ctmpl register writes to consul or etcd://…, not {what}")
     if not reg.get("address"):
         raise ConfigError("register.address: required (the instance's ip:port, e.g. -address "
                           "10.0.0.7:8080)")

@@ -16,6 +16,10 @@ def open_catalog(config: CatalogConfig) -> Catalog:
         from ctmpl.sources.etcd import EtcdCatalog
 
         return EtcdCatalog(config)
+    if config.kind == "zk":
+        from ctmpl.sources.zk import ZkCatalog
+
+        return ZkCatalog(config)
     from ctmpl.sources.consul import ConsulCatalog
 
     return ConsulCatalog(config)
