@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.security import make_digest_acl
 
 from ctmpl.config.model import CatalogConfig, ZkConfig
 from ctmpl.errors import QueryError, SourceError
@@ -291,3 +292,24 @@ async def test_server_restart_loses_no_update(
     await until(query, lambda d: [i.ID for i in d] == ["b", "c"])
     await until_logged(caplog, "recovered after")
     assert len([m for m in messages(caplog, logging.WARNING) if "zk " in m]) == 1
+
+
+async def test_digest_auth_reads_protected_nodes(
+    zk_server: ZkServer, zk: KazooClient, zk_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    acl = [make_digest_acl("reader", "s3cret", all=True)]
+    zk.create(f"{zk_prefix}/web/a", b"10.0.0.1:80", makepath=True)
+    zk.create(f"{zk_prefix}/web/b", b"10.0.0.2:80", acl=acl)
+    plain = make_catalog(zk_server.hosts, zk_prefix)
+    authed = make_catalog(zk_server.hosts, zk_prefix, username="reader", password="s3cret")
+    try:
+        with caplog.at_level(logging.WARNING):
+            data, _ = await plain.service(parse_service("web")).fetch(0)
+        assert [i.ID for i in data] == ["a"]
+        assert any(f"zk node '{zk_prefix}/web/b': not readable" in m
+                   for m in messages(caplog, logging.WARNING))
+        data, _ = await authed.service(parse_service("web")).fetch(0)
+        assert [i.ID for i in data] == ["a", "b"]
+    finally:
+        await plain.aclose()
+        await authed.aclose()
