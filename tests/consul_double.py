@@ -411,6 +411,12 @@ class ConsulState:
         if svc is not None:
             self._put_service(svc, checks)
         elif checks:
+            for check in checks:  # a check of a service takes its name and tags (as Consul)
+                if check.service_id:
+                    owner = self.services.get((name, check.service_id))
+                    if owner is None:
+                        raise ApiError(500, "Missing service registration")
+                    check.service_name, check.service_tags = owner.name, list(owner.tags or [])
             idx = self._bump(("checks",), self._services_on(name))
             for check in checks:
                 prev = self.checks.get((name, check.check_id))
