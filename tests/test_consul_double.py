@@ -515,3 +515,17 @@ def test_kv_root_listing_is_never_missing(consul: ConsulFixture) -> None:
     assert (status, json.loads(raw)) == (200, [])
     assert int(headers["x-consul-index"]) > 0
     assert get(consul, "GET /v1/kv/app/?keys&separator=/")[0] == 404
+
+
+def test_check_registered_alone_takes_its_service_name(consul: ConsulFixture) -> None:
+    """A check registered through the catalog without its service is still the service's
+    check: Consul fills in its ServiceName (the benchmark flaps checks this way)."""
+    consul.register_external("ext-2", "10.9.0.2", "api-9", "api", tags=["calico"],
+                             status="passing")
+    consul.call("PUT", "/v1/catalog/register", {
+        "Node": "ext-2", "Address": "10.9.0.2",
+        "Check": {"CheckID": "ttl-api-9", "Name": "api-9 check", "Status": "critical",
+                  "ServiceID": "api-9"}})
+    (entry,) = consul.call("GET", "/v1/health/service/api")
+    (check,) = [c for c in entry["Checks"] if c["CheckID"] == "ttl-api-9"]
+    assert (check["Status"], check["ServiceName"]) == ("critical", "api")
