@@ -20,7 +20,7 @@ take ``mode`` run both feeds: the UI endpoint and the documented fallback ("clas
   ``test_stale_reads_ask_stale``, ``test_stale_read_too_old_is_repeated``,
   ``test_stale_read_fresh_enough_is_used``.
 - any kind of change not watched -> ``test_every_change_reaches_a_watch[<kind>-<mode>]``;
-  ``tests/test_consul_snapshot.py`` checks the UI feed's diff on random catalogs.
+  ``tests/test_consul_ui_catalog.py`` checks the UI feed's diff on random catalogs.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ from ctmpl.sources.consul_feed import (
 )
 from ctmpl.sources.consul_http import AgentHTTP, Answer, decode_value, parse_address
 from ctmpl.sources.consul_poll import Params
-from ctmpl.sources.consul_snapshot import CatalogSnapshot
+from ctmpl.sources.consul_ui_catalog import UICatalog
 
 __all__ = ["ConsulCatalog", "ConsulQuery", "aggregated_status", "parse_address"]
 
@@ -179,11 +179,12 @@ class ConsulCatalog:
         """``/v1/catalog/services``: every service name with the union of its tags."""
         key = "catalog.services"
         seen: Seen[ServiceSummary | None] = Seen()
+        known: dict[str, tuple[frozenset[str], ServiceSummary | None]] = {}
 
         async def refresh() -> tuple[object, int]:
             feed = self.catalog_feed
             if feed.mode == "ui":
-                return feed.cached(SERVICES, partial(_summaries, key, seen)), 0
+                return feed.cached(SERVICES, partial(_summaries, key, known)), 0
             index, body = feed.classic_body("services")
             out = [seen.get([n, t], partial(decode.summary, key, n, t))
                    for n, t in sorted((body or {}).items())]
@@ -304,15 +305,23 @@ class ConsulCatalog:
         return answer
 
 
-def _instances(key: str, name: str, snap: CatalogSnapshot) -> tuple[Any, ...]:
-    """Every instance of ``name`` in a snapshot, bad entries dropped with a warning."""
-    return tuple(decode.instance(key, e) for e in snap.entries(name))
+def _instances(key: str, name: str, catalog: UICatalog) -> tuple[Any, ...]:
+    """Every instance of ``name`` in the UI catalog, bad entries dropped with a warning."""
+    return tuple(decode.instance(key, e) for e in catalog.entries(name))
 
 
 def _summaries(
-    key: str, seen: Seen[ServiceSummary | None], snap: CatalogSnapshot
+    key: str, known: dict[str, tuple[frozenset[str], ServiceSummary | None]],
+    catalog: UICatalog,
 ) -> tuple[ServiceSummary, ...]:
-    out = [seen.get([n, sorted(snap.tags(n))], partial(decode.summary, key, n, snap.tags(n)))
-           for n in sorted(snap.names())]
-    seen.done()
-    return tuple(s for s in out if s is not None)
+    """Every name with its tags; a name whose tags did not change keeps its summary (the
+    same object: comparing the tuple with the last one then costs little)."""
+    fresh: dict[str, tuple[frozenset[str], ServiceSummary | None]] = {}
+    for name in sorted(catalog.names()):
+        tags = catalog.tags(name)
+        held = known.get(name)
+        fresh[name] = held if held is not None and held[0] == tags else (
+            tags, decode.summary(key, name, sorted(tags)))
+    known.clear()
+    known.update(fresh)
+    return tuple(s for _, s in fresh.values() if s is not None)

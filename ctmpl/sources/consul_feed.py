@@ -10,7 +10,7 @@ Terms used by the Consul source:
 
 ``CatalogFeed`` first follows ``/v1/internal/ui/nodes``: one long-poll whose answers carry
 every instance and check with its ``ModifyIndex``, so the feed knows exactly which names
-changed and holds their data (``ctmpl.sources.consul_snapshot``) — no further request is
+changed and holds their data (``ctmpl.sources.consul_ui_catalog``) — no further request is
 needed. That endpoint is undocumented; when it is missing or answers in an unknown shape the
 feed falls back for good to three documented long-polls (*classic* mode):
 ``/v1/catalog/services`` (registrations, deregistrations, tags, addresses and ports — the
@@ -34,12 +34,7 @@ from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
 from ctmpl.sources.consul_http import Answer, HTTPStatusError
 from ctmpl.sources.consul_poll import Params, Poll, Request
-from ctmpl.sources.consul_snapshot import (
-    CatalogSnapshot,
-    SnapshotError,
-    changed_names,
-    nodes_changed,
-)
+from ctmpl.sources.consul_ui_catalog import SnapshotError, UICatalog
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +153,7 @@ class CatalogFeed(Feed):
     ) -> None:
         super().__init__(request, retry, stale)
         self.mode: FeedMode = mode
-        self.snapshot: CatalogSnapshot | None = None
+        self.ui_catalog: UICatalog | None = None
         self._cache: dict[str, Any] = {}
         self._classic: dict[str, Any] = {}
         self._bodies: dict[str, tuple[int, Any]] = {}
@@ -169,11 +164,11 @@ class CatalogFeed(Feed):
 
     # -- what queries read in ui mode ---------------------------------------------------
 
-    def cached(self, name: str, build: Callable[[CatalogSnapshot], Any]) -> Any:
-        """``build(snapshot)`` for ``name``, kept until the name changes (ui mode)."""
-        assert self.snapshot is not None
+    def cached(self, name: str, build: Callable[[UICatalog], Any]) -> Any:
+        """``build(catalog)`` for ``name``, kept until the name changes (ui mode)."""
+        assert self.ui_catalog is not None
         if name.lower() not in self._cache:
-            self._cache[name.lower()] = build(self.snapshot)
+            self._cache[name.lower()] = build(self.ui_catalog)
         return self._cache[name.lower()]
 
     def classic_body(self, what: Literal["services", "nodes"]) -> tuple[int, Any]:
@@ -183,30 +178,29 @@ class CatalogFeed(Feed):
     # -- ui mode ---------------------------------------------------------------------------
 
     def _ui_answer(self, answer: Answer) -> None:
+        catalog = self.ui_catalog or UICatalog()
+        first = catalog is not self.ui_catalog
+        restarted = not first and answer.index < catalog.index
         try:
-            snap = CatalogSnapshot.parse(answer.body, answer.index)
+            # After a failure the agent may have restarted: its indexes may repeat old
+            # values for new data, so this answer is compared by content (no request: the
+            # answer holds it all).
+            diff = catalog.update(answer.body, answer.index, trusted=not self._suspect)
         except SnapshotError as exc:
             self._fall_back(f"unexpected answer ({exc})")
             return
-        old, self.snapshot = self.snapshot, snap
-        self.restarts += old is not None and snap.index < old.index
-        if old is not None and self._suspect:
-            # After a failure everything is computed again from the new answer (no request:
-            # the answer holds it all); queries whose data is equal emit nothing.
-            self._cache.clear()
-            self._touch((), everything=True)
-        elif old is not None:
-            names = changed_names(old, snap)
-            touched = set(names)
-            if any(old.tags(n) != snap.tags(n) or (n in old.by_name) != (n in snap.by_name)
-                   for n in names):
-                touched.add(SERVICES)
-            if nodes_changed(old, snap):
-                touched.add(NODES)
-            for name in touched:
-                self._cache.pop(name.lower(), None)
-            if touched:
-                self._touch(touched)
+        self.ui_catalog = catalog
+        self.restarts += restarted
+        touched = set(diff.names)
+        if diff.services:
+            touched.add(SERVICES)
+        if diff.nodes:
+            touched.add(NODES)
+        for name in touched:
+            self._cache.pop(name.lower(), None)
+        if not first and (touched or restarted):
+            # A restart wakes every query: each reports the reset (see ``restarts``).
+            self._touch(touched, everything=restarted)
         self.mode = "ui"
         self._ready, self._suspect = True, False
         self._attempt(None)
@@ -226,7 +220,7 @@ class CatalogFeed(Feed):
         task = next(t for t in self._tasks if t.get_name().endswith("(ui/nodes)"))
         self._tasks.remove(task)
         task.cancel()
-        self.snapshot = None
+        self.ui_catalog = None
         self._start_classic()
 
     # -- classic mode ----------------------------------------------------------------------

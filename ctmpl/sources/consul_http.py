@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import ssl
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from ctmpl import telemetry
@@ -171,8 +171,8 @@ class AgentHTTP:
                 message = f"{key}: HTTP {resp.status}: {detail}"
             raise HTTPStatusError(message, resp.status)
         try:
-            body = json.loads(data) if data else None
-        except ValueError:
+            body = orjson.loads(data) if data else None
+        except orjson.JSONDecodeError:
             raise SourceError(f"{key}: invalid JSON in the answer from {self.hostport}") from None
         return Answer(body, index, contact)
 

@@ -63,8 +63,7 @@ class Poll:
         while True:
             asked, started = self.index, loop.time()
             try:
-                answer = await self._request(self.key, self._path, self._params, asked)
-                self._on_answer(answer)
+                index = await self._ask(asked)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -73,9 +72,16 @@ class Poll:
             if self.failures:
                 log.info("%s: recovered after %d failed attempt(s)", self.key, self.failures)
                 self.failures = 0
-            self.index = answer.index if answer.index >= asked else 0
-            if answer.index == asked and loop.time() - started < _MIN_GAP / 10:
+            self.index = index if index >= asked else 0
+            if index == asked and loop.time() - started < _MIN_GAP / 10:
                 await asyncio.sleep(_MIN_GAP)
+
+    async def _ask(self, asked: int) -> int:
+        """One request, handed to ``on_answer``; its index. The answer is not kept: a
+        catalog-wide body is large, and the next long-poll may wait for minutes."""
+        answer = await self._request(self.key, self._path, self._params, asked)
+        self._on_answer(answer)
+        return answer.index
 
     async def _failed(self, exc: Exception) -> None:
         self.failures += 1
