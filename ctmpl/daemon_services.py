@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ctmpl import notify, telemetry
+from ctmpl import gcpolicy, notify, telemetry
 from ctmpl.config.model import Config, NginxConfig
 from ctmpl.errors import CtmplError
 from ctmpl.exec_child import ExecChild
@@ -77,6 +77,7 @@ class DaemonServices:
             telemetry.reloaded("started")
         self.ready = True
         notify.ready(self._status_line("ready"))
+        gcpolicy.settle()
 
     def after_pass(self, installed: int) -> None:
         """A pass installed ``installed`` files: reload the child (unless nginx did), STATUS=."""
@@ -107,6 +108,7 @@ class DaemonServices:
                 self.child.forward(signal.SIGHUP)
         if self.ready:
             notify.ready(self._status_line("reloaded configuration"))
+        gcpolicy.settle()
 
     def forward(self, sig: signal.Signals) -> None:
         """Pass a signal ctmpl received on to the exec child."""

@@ -18,7 +18,6 @@ import base64
 import binascii
 import logging
 import ssl
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -84,13 +83,36 @@ def decode_value(raw: Any) -> str:
         return ""
 
 
-@dataclass
 class Answer:
-    """One response: the JSON body with the blocking-query headers."""
+    """One response: the JSON body with the blocking-query headers.
 
-    body: Any  # parsed JSON, or None for a 404
-    index: int
-    last_contact: float  # seconds
+    The body is decoded when first read (``raw``), so that the caller chooses when: a
+    catalog-wide answer is large, and decoding it while the garbage collector is paused
+    (``ctmpl.sources.consul_poll``) saves collections that would scan every new object.
+    """
+
+    def __init__(self, body: Any = None, index: int = 0, last_contact: float = 0.0, *,
+                 raw: bytes | None = None, invalid: str = "invalid JSON") -> None:
+        self._body = body
+        self._raw = raw
+        self._invalid = invalid  # the error message when ``raw`` is not JSON
+        self.index = index
+        self.last_contact = last_contact  # seconds
+
+    @property
+    def body(self) -> Any:
+        """The parsed JSON (None for an empty body or a 404); SourceError when invalid."""
+        if self._raw is not None:
+            try:
+                self._body = orjson.loads(self._raw) if self._raw else None
+            except orjson.JSONDecodeError:
+                raise SourceError(self._invalid) from None
+            self._raw = None
+        return self._body
+
+    def release(self) -> None:
+        """Drop the body (the caller kept what it needs)."""
+        self._body = self._raw = None
 
 
 class AgentHTTP:
@@ -170,11 +192,8 @@ class AgentHTTP:
             else:
                 message = f"{key}: HTTP {resp.status}: {detail}"
             raise HTTPStatusError(message, resp.status)
-        try:
-            body = orjson.loads(data) if data else None
-        except orjson.JSONDecodeError:
-            raise SourceError(f"{key}: invalid JSON in the answer from {self.hostport}") from None
-        return Answer(body, index, contact)
+        return Answer(index=index, last_contact=contact, raw=data,
+                      invalid=f"{key}: invalid JSON in the answer from {self.hostport}")
 
     def _describe(self, exc: BaseException) -> str:
         """A one-line reason for a transport failure, without URLs or credentials."""

@@ -20,12 +20,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from ctmpl import gcpolicy
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
 from ctmpl.sources.consul_http import Answer
 from ctmpl.watch import backoff_delay
 
 log = logging.getLogger(__name__)
+
 
 Params = tuple[tuple[str, str], ...]
 Request = Callable[[str, str, Params, int], Awaitable[Answer]]
@@ -77,10 +79,19 @@ class Poll:
                 await asyncio.sleep(_MIN_GAP)
 
     async def _ask(self, asked: int) -> int:
-        """One request, handed to ``on_answer``; its index. The answer is not kept: a
-        catalog-wide body is large, and the next long-poll may wait for minutes."""
+        """One request, handed to ``on_answer``; its index.
+
+        The answer is decoded, handled and dropped with the garbage collector paused: a
+        catalog-wide body is hundreds of thousands of objects, freed as soon as the owner
+        kept what changed, and collections meanwhile would scan them all, several times
+        per answer (``ctmpl.gcpolicy``). It is not kept during the next long-poll either.
+        """
         answer = await self._request(self.key, self._path, self._params, asked)
-        self._on_answer(answer)
+        with gcpolicy.paused():
+            try:
+                self._on_answer(answer)
+            finally:
+                answer.release()
         return answer.index
 
     async def _failed(self, exc: Exception) -> None:
