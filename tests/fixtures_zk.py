@@ -38,6 +38,7 @@ class ZkServer:
         self.port = free_port()
         self.hosts = f"127.0.0.1:{self.port}"
         self.config = directory / "zoo.cfg"
+        self.data_dir = directory / "data"
         self.log_path = directory / "zookeeper.log"
         (directory / "data").mkdir(parents=True, exist_ok=True)
         self.config.write_text(
@@ -84,6 +85,12 @@ class ZkServer:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
 
+    def wipe(self) -> None:
+        """Lose every node and session, as a ZooKeeper recreated without its volume does."""
+        assert not self.running, "stop zookeeper first"
+        shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir()
+
     def four(self, command: str) -> str:
         """A four-letter-word command's answer ("" when the server does not answer)."""
         try:
@@ -109,7 +116,8 @@ class ZkServer:
             return "(no log)"
 
 
-def _java() -> str:
+def java() -> str:
+    """The java binary (the test is skipped when ZooKeeper is not installed)."""
     java = shutil.which("java")
     if not java or not JAR.is_file():
         pytest.skip("ZooKeeper not installed (apt-get install zookeeper)")
@@ -120,7 +128,7 @@ def _java() -> str:
 def zk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZkServer]:
     """The session's ZooKeeper server; always killed at the end. A test that stops it must
     start it again."""
-    server = ZkServer(_java(), tmp_path_factory.mktemp("zookeeper"))
+    server = ZkServer(java(), tmp_path_factory.mktemp("zookeeper"))
     try:
         server.start()
         yield server

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from ctmpl.model import Instance, KVPair, ServiceSummary
 from ctmpl.sources.base import Query, parse_service, pin_of
 from ctmpl.sources.zk import ZkCatalog
 from tests.fixtures_etcd import free_port
-from tests.fixtures_zk import ZkServer
+from tests.fixtures_zk import ZkServer, java
 
 TIMEOUT = 20.0  # a change normally arrives in milliseconds; only a stalled machine needs more
 
@@ -313,3 +314,33 @@ async def test_digest_auth_reads_protected_nodes(
     finally:
         await plain.aclose()
         await authed.aclose()
+
+
+async def test_a_server_that_lost_its_data_is_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A server refuses a client that has seen newer transactions than it has: after the
+    # data is gone, only a new client gets in (after twice the session timeout).
+    server = ZkServer(java(), tmp_path / "zk")
+    server.start()
+    cat = make_catalog(server.hosts, "/svc", session_timeout=1.0)
+    try:
+        writer = server.client()
+        writer.create("/svc/web/a", b"10.0.0.1:80", makepath=True)
+        writer.stop()
+        writer.close()
+        query = cat.service(parse_service("web"))
+        data, index = await query.fetch(0)
+        assert [i.ID for i in data] == ["a"]
+        server.stop()
+        server.wipe()
+        server.start()
+        writer = server.client()
+        writer.create("/svc/web/b", b"10.0.0.2:80", makepath=True)
+        writer.stop()
+        writer.close()
+        await until(query, lambda d: [i.ID for i in d] == ["b"], index)
+    finally:
+        await cat.aclose()
+        server.stop()
+    assert any("starting over with a new client" in m for m in messages(caplog, logging.INFO))

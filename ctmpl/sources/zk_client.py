@@ -10,6 +10,11 @@ may still live); LOST (the session expired: the server dropped its watches, and 
 opens a new session). kazoo forgets every watch in both cases, so after each reconnect the
 subtrees read their nodes again in full. An outage is logged once at WARNING naming the
 hosts, its end once at INFO; kazoo's own per-attempt messages go to DEBUG.
+
+A ZooKeeper server refuses a client that has seen a newer transaction than the server has
+(``last_zxid_seen``), so after the ensemble lost its data (recreated, restored from an old
+snapshot) kazoo would retry forever. An outage longer than twice the session timeout — the
+old session is gone by then anyway — therefore starts over with a new client.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -63,24 +69,29 @@ class ZkConnection:
         self._down_since: float | None = None  # loop time the current outage began
         self._expired = False  # the session expired during the current outage
         self._closed = False
+        self._restart: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         """Connect in the background (kazoo retries until it reaches a host)."""
         if self._client is not None or self._closed:
             return
         self._loop = asyncio.get_running_loop()
+        self._client = self._new_client()
+        log.debug("zk: connecting to %s", self.hosts)
+        self._client.start_async()
+
+    def _new_client(self) -> KazooClient:
         handler = SequentialThreadingHandler()
         retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0,
                            sleep_func=handler.sleep_func)
         auth = [("digest", f"{self._config.username}:{self._config.password}")] \
             if self._config.username else None
-        self._client = KazooClient(
+        client = KazooClient(
             hosts=self.hosts, timeout=self._config.session_timeout, handler=handler,
             connection_retry=retry, auth_data=auth, logger=_KAZOO_LOG,
         )
-        self._client.add_listener(self._state_threadsafe)
-        log.debug("zk: connecting to %s", self.hosts)
-        self._client.start_async()
+        client.add_listener(lambda state: self._state_threadsafe(client, state))
+        return client
 
     def subscribe(self, listener: Callable[[State], None]) -> None:
         """Call ``listener`` on the loop at every session state change."""
@@ -112,12 +123,14 @@ class ZkConnection:
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody listens any more
             loop.call_soon_threadsafe(func, arg)
 
-    def _state_threadsafe(self, state: str) -> None:  # kazoo's connection thread
+    def _state_threadsafe(self, client: KazooClient, state: str) -> None:  # kazoo's thread
         if self._loop is not None:
-            self._call_soon(self._loop, self._state, state)
+            self._call_soon(self._loop, self._state, (client, state))
 
-    def _state(self, state: str) -> None:
-        assert self._loop is not None
+    def _state(self, change: tuple[KazooClient, str]) -> None:
+        client, state = change
+        if client is not self._client or self._loop is None:
+            return  # a client replaced by ``_start_over``
         now = self._loop.time()
         if state == KazooState.CONNECTED:
             self.connected = True
@@ -128,6 +141,9 @@ class ZkConnection:
                 log.info("zk %s: recovered after %.1fs, %s; reading the watched nodes again",
                          self.hosts, now - self._down_since, how)
             self._down_since, self._expired = None, False
+            if self._restart is not None:
+                self._restart.cancel()
+                self._restart = None
             self._tell("connected")
             return
         if not self.connected and self._down_since is None:
@@ -138,10 +154,25 @@ class ZkConnection:
             self._down_since = now
             what = "session expired" if lost else "connection lost"
             log.warning("zk %s: %s (reconnecting; keeping the last good data)", self.hosts, what)
+            self._restart = self._loop.call_later(2 * self.connect_timeout, self._start_over)
         elif lost:
             log.debug("zk %s: session expired during the outage", self.hosts)
         self._expired |= lost
         self._tell("lost" if lost else "suspended")
+
+    def _start_over(self) -> None:
+        """Still down after twice the session timeout: a new client, from no transaction."""
+        old, self._restart = self._client, None
+        if old is None or self.connected or self._closed or self._loop is None:
+            return
+        level = logging.DEBUG if self._expired else logging.INFO  # once per outage
+        log.log(level, "zk %s: no session for %.0fs; starting over with a new client",
+                self.hosts, 2 * self.connect_timeout)
+        self._expired = True
+        self._client = self._new_client()
+        self._client.start_async()
+        self._restart = self._loop.call_later(2 * self.connect_timeout, self._start_over)
+        _stop_in_background(old)
 
     def _tell(self, state: State) -> None:
         for listener in list(self._listeners):
@@ -152,12 +183,19 @@ class ZkConnection:
         client, self._client = self._client, None
         self._closed = True
         self._listeners.clear()
+        if self._restart is not None:
+            self._restart.cancel()
         if client is None:
             return
-
-        def stop() -> None:
-            client.stop()
-            client.close()
-
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(in_daemon_thread("zk close", stop), 10)
+            await asyncio.wait_for(in_daemon_thread("zk close", lambda: _stop(client)), 10)
+
+
+def _stop(client: KazooClient) -> None:
+    client.stop()
+    client.close()
+
+
+def _stop_in_background(client: KazooClient) -> None:
+    """Stop a replaced client without waiting (its threads end by themselves)."""
+    threading.Thread(target=_stop, args=(client,), name="zk close", daemon=True).start()
