@@ -14,7 +14,10 @@ hosts, its end once at INFO; kazoo's own per-attempt messages go to DEBUG.
 A ZooKeeper server refuses a client that has seen a newer transaction than the server has
 (``last_zxid_seen``), so after the ensemble lost its data (recreated, restored from an old
 snapshot) kazoo would retry forever. An outage longer than twice the session timeout — the
-old session is gone by then anyway — therefore starts over with a new client.
+old session is gone by then anyway — therefore starts over with a new client. When that
+client finds the server behind what the old one had seen, ZooKeeper's history went backwards:
+that is logged (the full re-read after the reconnect finds what is left). Indexes still only
+grow: sent backwards, a query whose index was already the lowest could not tell the change.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class ZkConnection:
         self._expired = False  # the session expired during the current outage
         self._closed = False
         self._restart: asyncio.TimerHandle | None = None
+        self._seen_zxid = 0  # the last transaction a replaced client had seen
 
     def start(self) -> None:
         """Connect in the background (kazoo retries until it reaches a host)."""
@@ -144,6 +148,8 @@ class ZkConnection:
             if self._restart is not None:
                 self._restart.cancel()
                 self._restart = None
+            if self._seen_zxid:
+                self._probe_history(client)
             self._tell("connected")
             return
         if not self.connected and self._down_since is None:
@@ -160,6 +166,18 @@ class ZkConnection:
         self._expired |= lost
         self._tell("lost" if lost else "suspended")
 
+    def _probe_history(self, client: KazooClient) -> None:
+        """One read tells the server's last transaction; compare it with the old client's."""
+        seen, self._seen_zxid = self._seen_zxid, 0
+
+        def compare(_: Any) -> None:
+            if client.last_zxid < seen:
+                log.warning("zk %s: ZooKeeper's history went backwards (transaction %#x, had "
+                            "seen %#x): it lost its data; reading what is left",
+                            self.hosts, client.last_zxid, seen)
+
+        self.read("exists", "/", lambda event: None, compare)
+
     def _start_over(self) -> None:
         """Still down after twice the session timeout: a new client, from no transaction."""
         old, self._restart = self._client, None
@@ -169,6 +187,7 @@ class ZkConnection:
         log.log(level, "zk %s: no session for %.0fs; starting over with a new client",
                 self.hosts, 2 * self.connect_timeout)
         self._expired = True
+        self._seen_zxid = max(self._seen_zxid, old.last_zxid)
         self._client = self._new_client()
         self._client.start_async()
         self._restart = self._loop.call_later(2 * self.connect_timeout, self._start_over)
