@@ -101,7 +101,7 @@ class ZkConnection:
         """Call ``listener`` on the loop at every session state change."""
         self._listeners.append(listener)
 
-    def read(self, op: Op, path: str, watch: Watch, done: Done) -> None:
+    def read(self, op: Op, path: str, watch: Watch | None, done: Done) -> None:
         """Start ``op`` on ``path`` leaving ``watch``; ``done`` gets the outcome on the loop."""
         if self._client is None or self._loop is None:
             return  # closed: nothing is read any more
@@ -176,7 +176,7 @@ class ZkConnection:
                             "seen %#x): it lost its data; reading what is left",
                             self.hosts, client.last_zxid, seen)
 
-        self.read("exists", "/", lambda event: None, compare)
+        self.read("exists", "/", None, compare)
 
     def _start_over(self) -> None:
         """Still down after twice the session timeout: a new client, from no transaction."""
