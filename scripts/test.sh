@@ -37,4 +37,6 @@ python3 -m venv .venv
 
 .venv/bin/ruff check ctmpl tests bench
 .venv/bin/mypy ctmpl
+# Every tool above is installed now: a test that would skip for a missing one fails instead.
+export CTMPL_REQUIRE_TOOLS=1
 .venv/bin/pytest -q "$@"
