@@ -147,10 +147,9 @@ class Runner:
             await self.catalog.aclose()
 
     def _policy(self) -> WatchPolicy:
-        retry = (
-            self.config.catalog.etcd.retry
-            if self.config.catalog.kind == "etcd"
-            else self.config.catalog.consul.retry
+        catalog = self.config.catalog
+        retry = {"etcd": catalog.etcd.retry, "dns": catalog.dns.retry}.get(
+            catalog.kind, catalog.consul.retry
         )
         if self.config.once and retry.attempts == 0:
             # -once must end: give up after a bounded number of attempts.

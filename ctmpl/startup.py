@@ -23,6 +23,10 @@ def describe_catalog(catalog: CatalogConfig) -> str:
         return f"etcd {','.join(catalog.etcd.endpoints)}/{catalog.etcd.prefix}"
     if catalog.kind == "zk":
         return f"zk {','.join(catalog.zk.hosts)}{catalog.zk.prefix}"
+    if catalog.kind == "dns":
+        address, port = catalog.dns.resolver, catalog.dns.resolver_port
+        resolver = address and (f"[{address}]:{port}" if ":" in address else f"{address}:{port}")
+        return f"dns {resolver or 'system resolver'} ({catalog.dns.mode}: {catalog.dns.name})"
     return f"consul {catalog.consul.address}"
 
 

@@ -19,6 +19,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ -x /usr/lib/go-1.19/bin/go ] || need+=(golang-1.19-go)
 # ZooKeeper's server jar and java for the zk:// catalog tests (they start it themselves).
 [ -f /usr/share/java/zookeeper.jar ] && command -v java >/dev/null 2>&1 || need+=(zookeeper)
+# dnsmasq serves the DNS catalog's tests (dnsmasq-base: the binary, no system service).
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

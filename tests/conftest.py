@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures_zk",
     "tests.fixtures_nginx",
     "tests.fixtures_haproxy",
+    "tests.fixtures_dns",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

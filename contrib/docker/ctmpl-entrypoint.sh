@@ -6,7 +6,7 @@
 #
 # Settings (environment; defaults suit the official nginx image):
 #   CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN[_FILE], …  how to reach Consul (read by ctmpl)
-#   CTMPL_CATALOG      consul (default), etcd://host:2379/prefix, file:///path/catalog.yaml
+#   CTMPL_CATALOG      consul (default), etcd://host:2379/prefix, dns://[resolver], file:///path/catalog.yaml
 #   CTMPL_TEMPLATES    template directory, mounted whole (default /etc/ctmpl/templates);
 #                      NAME.conf.j2 / NAME.conf.tmpl / NAME.conf.ctmpl → $CTMPL_OUTPUT_DIR/NAME.conf
 #   CTMPL_OUTPUT_DIR   where rendered files go (default /etc/nginx/conf.d)

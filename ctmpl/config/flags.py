@@ -39,7 +39,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("config", "", "config", "config file or directory (repeatable; later wins)", "PATH"),
     Flag("template", "template", "template", "template to render (repeatable)", "SRC:DEST[:CMD]"),
     Flag("catalog", "catalog", "value",
-         "consul (default), etcd://host:port[,…]/prefix, zk://host:port[,…]/prefix, file://path",
+         "consul (default), etcd://host:port[,…]/prefix, zk://host:port[,…]/prefix, "
+         "dns://[resolver[:port]], file://path",
          "URL"),
     Flag("var", "vars", "var", "template variable (repeatable)", "KEY=VALUE"),
     Flag("template-syntax", "template_syntax", "value",

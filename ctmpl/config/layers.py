@@ -10,12 +10,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ctmpl.config.dns import finalize_dns, parse_dns_url
 from ctmpl.config.files import config_files, load_file, read_secret_file
 from ctmpl.config.model import (
     TLS,
     CatalogConfig,
     Config,
     ConsulConfig,
+    DnsConfig,
     EtcdConfig,
     ExecConfig,
     HaproxyConfig,
@@ -185,6 +187,7 @@ def _catalog(raw: Mapping[str, Any]) -> CatalogConfig:
     consul = _consul(raw.get("consul", {}))
     etcd_raw = dict(raw.get("etcd", {}))
     kind, file_path, zk_raw = "consul", "", raw.get("zk", {})
+    dns_raw = dict(raw.get("dns", {}))
     if url.startswith("file://"):
         kind, file_path = "file", url.removeprefix("file://")
         if not file_path:
@@ -194,15 +197,18 @@ def _catalog(raw: Mapping[str, Any]) -> CatalogConfig:
         etcd_raw = {**parse_etcd_url(url), **etcd_raw}
     elif url.startswith("zk://"):
         kind, zk_raw = "zk", {**parse_zk_url(url), **raw.get("zk", {})}
+    elif url.startswith("dns://"):
+        kind, dns_raw = "dns", {**dns_raw, **parse_dns_url(url)}  # the URL's parameters win
     elif url != "consul":
         raise ConfigError(f"catalog {url!r}: expected consul, etcd://host:port/prefix, "
-                          "zk://host:port/prefix or file://path")
+                          "zk://host:port/prefix, dns://resolver or file://path")
     return CatalogConfig(
         kind=kind,  # type: ignore[arg-type]
         file_path=file_path,
         consul=consul,
         etcd=_etcd(etcd_raw),
         zk=zk_config(zk_raw),
+        dns=_dns(dns_raw),
         max_stale=raw.get("max_stale", 2.0),
         block_query_wait=raw.get("block_query_wait", 60.0),
     )
@@ -275,6 +281,12 @@ def _etcd(raw: Mapping[str, Any]) -> EtcdConfig:
     if "prefix" in fields:
         fields["prefix"] = etcd_prefix(fields["prefix"])
     return EtcdConfig(**fields)
+
+
+def _dns(raw: Mapping[str, Any]) -> DnsConfig:
+    # A failing name is asked again at least as often as ttl_max's default asks a good one.
+    retry = _retry("dns.retry", {"max_backoff": 30.0, **raw.get("retry", {})})
+    return finalize_dns(raw, retry)
 
 
 def _exec(raw: Mapping[str, Any]) -> ExecConfig:

@@ -13,7 +13,8 @@ from typing import Literal
 
 LogFormat = Literal["text", "json"]
 LogLevel = Literal["trace", "debug", "info", "warn", "warning", "err", "error"]
-CatalogKind = Literal["file", "consul", "etcd", "zk"]
+CatalogKind = Literal["file", "consul", "etcd", "zk", "dns"]
+DnsMode = Literal["swarm", "consul"]
 ProxyKind = Literal["none", "nginx", "haproxy"]
 
 
@@ -90,6 +91,25 @@ class ZkConfig:
 
 
 @dataclass(frozen=True)
+class DnsConfig:
+    """How to read a DNS catalog (``dns://`` URL and ``dns { }``): resolver, names, timing."""
+
+    resolver: str = ""  # an IP address; "" = the system resolver (/etc/resolv.conf)
+    resolver_port: int = 53
+    mode: DnsMode = "swarm"  # swarm: A/AAAA of tasks.<service>; consul: SRV, tags asked
+    name: str = "tasks.{service}"  # the name asked for a service; {service} is replaced
+    srv: bool = False  # ask SRV first (ports from the records); A/AAAA when it has none
+    port: int = 80  # the port of an instance found by A/AAAA alone
+    ports: Mapping[str, int] = field(default_factory=dict)  # per-service port overrides
+    tags: tuple[str, ...] = ()  # tags every DNS instance carries (DNS has none)
+    services: tuple[str, ...] = ()  # what services() lists (DNS cannot list services)
+    ttl_min: float = 1.0  # never ask a name again sooner than this…
+    ttl_max: float = 30.0  # …nor later than this, whatever its TTL
+    timeout: float = 5.0  # one lookup, retries over the resolver's servers included
+    retry: Retry = Retry(max_backoff=30.0)
+
+
+@dataclass(frozen=True)
 class CatalogConfig:
     """Which catalog to read and the blocking-query settings shared by all backends."""
 
@@ -98,6 +118,7 @@ class CatalogConfig:
     consul: ConsulConfig = ConsulConfig()
     etcd: EtcdConfig = EtcdConfig()
     zk: ZkConfig = ZkConfig()
+    dns: DnsConfig = DnsConfig()
     max_stale: float = 2.0
     block_query_wait: float = 60.0
 

@@ -17,6 +17,7 @@ from ctmpl.config.compat import ignored_reason, warning
 from ctmpl.config.durations import make_wait, parse_duration, parse_wait
 from ctmpl.errors import ConfigError
 from ctmpl.logs import quote
+from ctmpl.model import InvalidEntry, parse_port
 from ctmpl.register.spec import as_address, as_check, as_status_range
 
 Convert = Callable[[str, Any], Any]
@@ -79,6 +80,19 @@ def as_str_map(what: str, value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         raise ConfigError(f"{what}: expected a map of strings, got {quote(value)}")
     return {str(k): as_str(f"{what}.{k}", v) for k, v in value.items()}
+
+
+def as_port(what: str, value: Any) -> int:
+    """A TCP/UDP port, 1–65535 (``"8080"`` too)."""
+    try:
+        return parse_port(value)
+    except InvalidEntry as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+
+
+def as_port_map(what: str, value: Any) -> dict[str, int]:
+    """A map of names to ports (an HCL block or object)."""
+    return {k: as_port(f"{what}.{k}", v) for k, v in as_str_map(what, value).items()}
 
 
 def as_signal(what: str, value: Any) -> str:
@@ -204,6 +218,20 @@ ZK_SCHEMA: Schema = {
     "username": as_str,
     "password": as_str,
 }
+DNS_SCHEMA: Schema = {  # ctmpl.config.dns
+    "resolver": as_str,
+    "mode": one_of("swarm", "consul"),
+    "name": as_str,
+    "srv": as_bool,
+    "port": as_port,
+    "ports": as_port_map,
+    "tags": as_str_list,
+    "services": as_str_list,
+    "ttl_min": duration,
+    "ttl_max": duration,
+    "timeout": duration,
+    "retry": RETRY_SCHEMA,
+}
 TEMPLATE_SCHEMA: Schema = {
     "source": as_str,
     "destination": as_str,
@@ -301,6 +329,7 @@ TOP_SCHEMA: Schema = {
     "consul": CONSUL_SCHEMA,
     "etcd": ETCD_SCHEMA,
     "zk": ZK_SCHEMA,
+    "dns": DNS_SCHEMA,
     "catalog": as_str,
     "template": TEMPLATE_SCHEMA,
     "wait": as_wait,

@@ -20,6 +20,10 @@ def open_catalog(config: CatalogConfig) -> Catalog:
         from ctmpl.sources.zk import ZkCatalog
 
         return ZkCatalog(config)
+    if config.kind == "dns":
+        from ctmpl.sources.dns import DnsCatalog
+
+        return DnsCatalog(config)
     from ctmpl.sources.consul import ConsulCatalog
 
     return ConsulCatalog(config)

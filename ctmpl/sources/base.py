@@ -9,6 +9,7 @@ timeout passes) and returns the current data with its new index. Retry, backoff 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -147,6 +148,27 @@ class Query(Protocol):
     async def fetch(self, index: int) -> tuple[object, int]:
         """Return (data, index), blocking while the data is unchanged past ``index``."""
         ...
+
+
+class ConstantQuery:
+    """A query whose answer never changes (``nodes()`` of a catalog without nodes).
+
+    Index 0 answers at once; a watch that has the answer blocks for ``wait`` seconds,
+    then gets the same answer and index again, which it ignores.
+    """
+
+    INDEX = 1
+
+    def __init__(self, key: str, data: object, wait: float) -> None:
+        self.key = key
+        self._data = data
+        self._wait = wait
+
+    async def fetch(self, index: int) -> tuple[object, int]:
+        """``(data, 1)``: at once for index 0, after ``wait`` seconds otherwise."""
+        if index == self.INDEX:
+            await asyncio.sleep(self._wait)
+        return self._data, self.INDEX
 
 
 UNPINNED = object()  # a Pin's answer for a query it cannot read from its snapshot
