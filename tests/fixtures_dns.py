@@ -4,10 +4,10 @@
 from its own files: A/AAAA records from a hosts file (``set_hosts`` rewrites it and
 sends SIGHUP, which makes dnsmasq re-read it) and SRV records from its config file
 (``set_srv`` rewrites it and restarts dnsmasq on the same port: SIGHUP does not re-read
-``srv-host`` lines). Every other name is NXDOMAIN (``--local=/#/``), and answers carry a
-TTL of 1 s. ``pause()``/``resume()`` (SIGSTOP/SIGCONT) make it stop answering, and its
-log (``--log-queries``) lets a test count the questions asked. The test is skipped when
-dnsmasq (Debian package dnsmasq-base) is not installed.
+``srv-host`` lines). Every other name is NXDOMAIN (``--local=/#/``), or REFUSED after
+``refuse(True)``; answers carry a TTL of 1 s. ``pause()``/``resume()`` (SIGSTOP/SIGCONT)
+make it stop answering, and its log (``--log-queries``) lets a test count the questions.
+The test is skipped when dnsmasq (Debian package dnsmasq-base) is not installed.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class DnsServer:
         self.conf = directory / "dnsmasq.conf"
         self.log_path = directory / "dnsmasq.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.refusing = False  # answer REFUSED, not NXDOMAIN, for names it does not know
         self.hosts.write_text("")
         self.conf.write_text("")
 
@@ -73,8 +74,9 @@ class DnsServer:
         args = [
             self.binary, "--keep-in-foreground", f"--port={self.port}",
             "--listen-address=127.0.0.1,::1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-            f"--addn-hosts={self.hosts}", f"--conf-file={self.conf}", "--local=/#/",
-            "--local-ttl=1", "--user=root", "--group=root", "--pid-file=",
+            f"--addn-hosts={self.hosts}", f"--conf-file={self.conf}",
+            *([] if self.refusing else ["--local=/#/"]), "--local-ttl=1",
+            "--user=root", "--group=root", "--pid-file=",
             "--log-facility=-", "--log-queries",
         ]
         with self.log_path.open("ab") as log:
@@ -130,6 +132,12 @@ class DnsServer:
         if self.running:
             self.stop()
             self.start()
+
+    def refuse(self, refusing: bool) -> None:
+        """Restart, answering unknown names REFUSED (a server without the zone) or NXDOMAIN."""
+        self.refusing = refusing
+        self.stop()
+        self.start()
 
     def queries(self, name: str, kind: str = "A") -> int:
         """How many ``kind`` questions for ``name`` dnsmasq has logged."""

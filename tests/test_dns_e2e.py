@@ -25,11 +25,6 @@ def expected(*servers: str, services: str = "service web tags=calico\n") -> str:
     return services + "".join(f"server {s};\n" for s in servers)
 
 
-def start(tmp_path: Path, url: str) -> RenderDaemon:
-    proc = RenderDaemon(tmp_path, TEMPLATE, ["-catalog", url, "-shrink-guard=false"])
-    return proc
-
-
 def watch_file(proc: RenderDaemon, until: Callable[[], bool], check: Callable[[str], None],
                timeout: float = TIMEOUT) -> None:
     """Check every version of the rendered file until ``until()`` holds."""
@@ -102,6 +97,23 @@ def test_server_that_stops_answering_keeps_the_last_good_file(
         proc.wait_for(expected("10.0.0.3:80"))
         proc.wait_log("dns.service(web|passing): recovered after")
         assert proc.text().count("retrying; keeping the last good data") == 1
+
+
+def test_refused_answers_keep_the_last_good_file(tmp_path: Path, dns_server: DnsServer) -> None:
+    dns_server.set_hosts({"tasks.web": ["10.0.0.1"]})
+    url = f"{dns_server.url}?services=web&tags=calico"
+    with render_daemons(tmp_path, TEMPLATE, ["-catalog", url, "-shrink-guard=false"]) as run:
+        proc = run()
+        proc.wait_for(expected("10.0.0.1:80"))
+        dns_server.set_hosts({}, reload=False)
+        dns_server.refuse(True)
+        proc.wait_log(f"tasks.web A: the resolver {dns_server.address} answered REFUSED "
+                      "(retrying; keeping the last good data)")
+        assert proc.read() == expected("10.0.0.1:80")
+        dns_server.set_hosts({"tasks.web": ["10.0.0.4"]}, reload=False)
+        dns_server.refuse(False)
+        proc.wait_for(expected("10.0.0.4:80"))
+        proc.wait_log("dns.service(web|passing): recovered after")
 
 
 def test_consul_dns_srv_ports_tags_and_a_fallback(tmp_path: Path, dns_server: DnsServer) -> None:

@@ -96,11 +96,12 @@ class DnsLookup:
             if reply.records:
                 return await self._from_srv(name, reply, target)
         four, six = await asyncio.gather(self.ask(qname, A), self.ask(qname, AAAA))
-        if four.nxdomain or six.nxdomain:
-            return Answer((), min(four.ttl, six.ttl), "NXDOMAIN")
+        # Some resolvers answer NXDOMAIN for the family a name lacks: only records count.
         addresses = [r.address for r in (*four.records, *six.records)]  # type: ignore[attr-defined]
         found = _build(name, target, ((a, target.port, "") for a in addresses))
-        return Answer(found, min(four.ttl, six.ttl), "" if found else "no records")
+        empty = "" if found else "NXDOMAIN" if four.nxdomain or six.nxdomain else "no records"
+        ttls = [reply.ttl for reply in (four, six) if reply.records] or [four.ttl, six.ttl]
+        return Answer(found, min(ttls), empty)
 
     async def _from_srv(self, name: str, reply: Reply, target: Target) -> Answer:
         records = [r for r in reply.records if isinstance(r, SRV)]
