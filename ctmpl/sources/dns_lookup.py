@@ -111,6 +111,9 @@ class DnsLookup:
                 known.setdefault(rrset.name, []).extend(r.address for r in rrset)
         ttls = [reply.ttl]
         missing = list(dict.fromkeys(r.target for r in records if r.target not in known))
+        if len(missing) > MAX_TARGETS:
+            warn_once(f"dns {name}: {len(missing)} SRV targets without addresses in the answer; "
+                      f"asking for the first {MAX_TARGETS} only")
         replies = await asyncio.gather(*(
             self.ask(host, kind) for host in missing[:MAX_TARGETS] for kind in (A, AAAA)
         ))
