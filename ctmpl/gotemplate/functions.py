@@ -111,7 +111,7 @@ class CatalogFunctions:
         if not args or args[0] == "":
             return structs.health_list(())
         spec = service_spec("|".join(args))
-        query = self._guard(self.catalog.service, spec)
+        query = self.data.query(spec, lambda: self._guard(self.catalog.service, spec))
         return self.views.get("service", self.data.use_instances(query), structs.health_list)
 
     def services(self, *args: str) -> GoList:

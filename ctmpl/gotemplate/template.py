@@ -24,7 +24,7 @@ from ctmpl.gotemplate.parser import parse
 from ctmpl.gotemplate.structs import Scratch
 from ctmpl.gotemplate.values import MISSING, NIL
 from ctmpl.sources.base import Catalog
-from ctmpl.template.data import DataFunctions, Dependencies
+from ctmpl.template.data import DataFunctions, Dependencies, QueryMemo
 
 FUNCTION_NAMES = frozenset((*BUILTINS, *HELPERS, *DATA_NAMES))
 
@@ -43,10 +43,11 @@ class GoTemplate:
         except ParseError as exc:
             raise GoTemplateError(f"{self.name}: parse: {exc}") from None
         self._views = ViewCache()
+        self._memo = QueryMemo()
 
     def render(self, catalog: Catalog, brain: Brain) -> tuple[bytes, Dependencies]:
         """Execute once; GoTemplateError names the template, line and column."""
-        data = DataFunctions(catalog, brain, self.config.sandbox_path)
+        data = DataFunctions(catalog, brain, self.config.sandbox_path, self._memo)
         self.last_deps = data.deps
         funcs: dict[str, GoFunc] = {**BUILTINS, **HELPERS}
         funcs.update(CatalogFunctions(data, consul_environment(catalog), self._views).table())

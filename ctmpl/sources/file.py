@@ -63,8 +63,8 @@ class _FileQuery:
         self._derive = derive
 
     async def fetch(self, index: int) -> tuple[object, int]:
-        snapshot, generation = await self.catalog.wait_past(index)
-        return self._derive(snapshot), generation
+        _, generation = await self.catalog.wait_past(index)
+        return self.catalog.view(self), generation
 
     def read(self, snapshot: Snapshot) -> object:
         """This query's data in ``snapshot``."""
@@ -81,6 +81,11 @@ class FileCatalog:
         self._wait = config.block_query_wait
         self._snapshot = read_catalog(self.path)
         self._generation = 1
+        # Each query's data in the current snapshot, derived once per version of the file;
+        # data equal to the previous version's is that same object, so an unchanged service
+        # is the same object from render to render (and reused blocks stay reusable).
+        self._views: dict[str, object] = {}
+        self._old_views: dict[str, object] = {}
         self._last_error = ""
         self._changed: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -144,6 +149,7 @@ class FileCatalog:
         if snapshot == self._snapshot:
             return False
         self._snapshot = snapshot
+        self._old_views, self._views = self._views, {}
         self._generation += 1
         log.debug("catalog %s: reloaded (generation %d)", self.path, self._generation)
         if self._changed is not None:
@@ -160,16 +166,29 @@ class FileCatalog:
                     await event.wait()
         return self._snapshot, self._generation
 
+    def view(self, query: _FileQuery) -> object:
+        """``query``'s data in the current version of the file."""
+        value = self._views.get(query.key, UNPINNED)
+        if value is UNPINNED:
+            value = query.read(self._snapshot)
+            old = self._old_views.get(query.key, UNPINNED)
+            if old is not UNPINNED and old == value:
+                value = old
+            self._views[query.key] = value
+        return value
+
     def pin(self) -> Pin:
         """Answer this catalog's queries from the current version only (one per render)."""
-        snapshot, views = self._snapshot, dict[str, object]()
+        snapshot, views = self._snapshot, self._views  # views is replaced on a change
 
         def read(query: Query) -> object:
             if not isinstance(query, _FileQuery) or query.catalog is not self:
                 return UNPINNED
-            if query.key not in views:
-                views[query.key] = query.read(snapshot)
-            return views[query.key]
+            value = views.get(query.key, UNPINNED)
+            if value is not UNPINNED:
+                return value
+            # A newer version arrived since pin(): derive from the pinned one.
+            return self.view(query) if views is self._views else query.read(snapshot)
 
         return read
 

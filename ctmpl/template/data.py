@@ -9,6 +9,7 @@ consul-template, so an emptied prefix never wipes a file.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,20 +44,74 @@ class Dependencies:
         return not self.missing
 
 
+ABSENT = object()  # what peek() answers for a query without data
+
+
+@dataclass(frozen=True)
+class Use:
+    """One data function call: the query, the value it saw (ABSENT: none) and how to replay it."""
+
+    query: Query
+    value: object
+    empty: Any
+    counted: bool  # a service() call: its instances count for the shrink guard
+
+
+@dataclass
+class Recording:
+    """The calls made while a reusable block rendered (see ``ctmpl.template.reuse``)."""
+
+    uses: list[Use] = field(default_factory=list)
+    volatile: bool = False  # it read something not tracked as a query (env): never reuse
+
+
+class QueryMemo:
+    """Query objects by the call that built them, kept across renders of one catalog.
+
+    Building a query parses and validates its arguments; a re-render over thousands of
+    services asks the same questions again, so it looks them up instead.
+    """
+
+    def __init__(self) -> None:
+        self._catalog: object = None
+        self._queries: dict[Hashable, Query] = {}
+
+    def get(self, catalog: object, call: Hashable, build: Callable[[], Query]) -> Query:
+        """The query for ``call`` (a tuple naming the function and its arguments)."""
+        query = self.queries(catalog).get(call)
+        if query is None:
+            query = self._queries[call] = build()
+        return query
+
+    def queries(self, catalog: object) -> dict[Hashable, Query]:
+        """The queries built so far for ``catalog`` (a new catalog starts afresh)."""
+        if catalog is not self._catalog or len(self._queries) > 100_000:
+            self._catalog, self._queries = catalog, {}
+        return self._queries
+
+
 class DataFunctions:
     """The catalog-backed functions one render sees."""
 
-    def __init__(self, catalog: Catalog, brain: Brain, sandbox: str = "") -> None:
+    def __init__(self, catalog: Catalog, brain: Brain, sandbox: str = "",
+                 memo: QueryMemo | None = None) -> None:
         self._catalog = catalog
         self._brain = brain
         self._sandbox = Path(sandbox).resolve() if sandbox else None
         self.deps = Dependencies()
         self._pin = pin_of(catalog)  # one version of the source for the whole render
+        self._memo = memo or QueryMemo()
+        self._queries = self._memo.queries(catalog)
+        self.recordings: list[Recording] = []  # reusable blocks rendering now, innermost last
 
     @property
     def catalog(self) -> Catalog:
         """The catalog the functions read."""
         return self._catalog
+
+    def query(self, call: Hashable, build: Callable[[], Query]) -> Query:
+        """The query built by ``build`` for ``call``, reused across renders (see QueryMemo)."""
+        return self._memo.get(self._catalog, call, build)
 
     def use(self, query: Query, empty: Any) -> Any:
         """Record ``query``; its data, or ``empty`` (and a missing mark) until it arrives."""
@@ -64,23 +119,42 @@ class DataFunctions:
 
     def use_instances(self, query: Query) -> Any:
         """Like :meth:`use` for a service query; counts the instances for the shrink guard."""
-        instances = self._data(query, ())
-        self.deps.instances += len(instances)
-        self.deps.uses_instances = True
-        return instances
+        return self._data(query, (), counted=True)
 
-    def _data(self, query: Query, empty: Any) -> Any:
-        self.deps.queries[query.key] = query
+    def peek(self, query: Query) -> object:
+        """The data ``query`` would give now, ABSENT when none; records nothing."""
         if self._pin is not None and (value := self._pin(query)) is not UNPINNED:
             return value
-        if not self._brain.has(query.key):
+        brain = self._brain
+        return brain.get(query.key) if brain.has(query.key) else ABSENT
+
+    def replay(self, use: Use) -> None:
+        """Record a call again whose result is known to be unchanged (a reused block)."""
+        self._record(use.query, use.value, use.empty, use.counted)
+
+    def volatile(self) -> None:
+        """The blocks rendering now read something untracked: they must not be reused."""
+        for recording in self.recordings:
+            recording.volatile = True
+
+    def _data(self, query: Query, empty: Any, counted: bool = False) -> Any:
+        return self._record(query, self.peek(query), empty, counted)
+
+    def _record(self, query: Query, value: object, empty: Any, counted: bool) -> Any:
+        self.deps.queries[query.key] = query
+        for recording in self.recordings:
+            recording.uses.append(Use(query, value, empty, counted))
+        if value is ABSENT:
             self.deps.missing.add(query.key)
-            return empty
-        return self._brain.get(query.key)
+            value = empty
+        if counted:
+            self.deps.instances += len(value)  # type: ignore[arg-type]
+            self.deps.uses_instances = True
+        return value
 
     def services(self) -> Any:
         """``services()``: every service name with its tags."""
-        return self._data(self._catalog.services(), ())
+        return self._data(self.query(("services",), self._catalog.services), ())
 
     def service(self, name: str, status: str | None = None, tag: str | None = None) -> Any:
         """``service("[tag.]name[|status,…]")``: matching instances, healthy ones by default.
@@ -88,15 +162,23 @@ class DataFunctions:
         ``service(name, tag="calico")`` takes ``name`` literally, so a service whose name
         contains a dot (which ``tag.name`` cannot express) can still be filtered by tag.
         """
+        try:
+            query = self._queries.get(("service", name, status, tag))
+        except TypeError:  # an unhashable argument: the query's own check reports it
+            query = None
+        if query is None:
+            query = self.query(("service", name, status, tag),
+                               lambda: self._service(name, status, tag))
+        return self._data(query, (), counted=True)
+
+    def _service(self, name: str, status: str | None, tag: str | None) -> Query:
         if tag is not None:
-            spec = service_by_name(name, tag, status)
-        else:
-            spec = parse_service(name, status)
-        return self.use_instances(self._catalog.service(spec))
+            return self._catalog.service(service_by_name(name, tag, status))
+        return self._catalog.service(parse_service(name, status))
 
     def nodes(self) -> Any:
         """``nodes()``: every node of the catalog."""
-        return self._data(self._catalog.nodes(), ())
+        return self._data(self.query(("nodes",), self._catalog.nodes), ())
 
     def key(self, path: str) -> str:
         """``key("path")``: the value; the render waits until the key exists."""
@@ -134,9 +216,9 @@ class DataFunctions:
             self.deps.missing.add(f"{func}({prefix})")
         return pairs
 
-    @staticmethod
-    def env(name: str, default: str = "") -> str:
+    def env(self, name: str, default: str = "") -> str:
         """``env("NAME")``: an environment variable of the ctmpl process."""
+        self.volatile()  # not a watched query: a block that reads it is rendered every time
         return os.environ.get(name, default)
 
     def file(self, path: str) -> str:

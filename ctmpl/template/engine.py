@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import BuiltinMethodType, TracebackType
 from typing import Any
 
 import jinja2
@@ -17,10 +18,14 @@ from ctmpl.config.model import TemplateConfig
 from ctmpl.errors import CtmplError, TemplateError
 from ctmpl.gotemplate.template import GoTemplate
 from ctmpl.logs import shorten
+from ctmpl.model import Check, Instance, KVPair, Node, NodeService, NodeServices, ServiceSummary
 from ctmpl.sources.base import Catalog
-from ctmpl.template.data import DataFunctions, Dependencies
+from ctmpl.template.data import DataFunctions, Dependencies, QueryMemo
 from ctmpl.template.helpers import FILTERS, GLOBALS
 from ctmpl.template.proxy_values import HELPERS as PROXY_HELPERS
+from ctmpl.template.reuse import ReuseExtension, ReuseStats, Session
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,11 @@ class Template:
         # What the last render used, also when it raised: the runner keeps watching those
         # queries, so a template that failed on its data renders again when it changes.
         self.last_deps = Dependencies()
+        self.reuse_stats = ReuseStats()  # the last render's reused and rendered blocks
+        self._memo = QueryMemo()
+        self._reuse: ReuseExtension = self._env.extensions[ReuseExtension.identifier]  # type: ignore[assignment]
+        # Functions that are the same object in every render (a block naming one is reusable).
+        self._stable = frozenset(map(id, [*self._env.globals.values(), *self._denied.values()]))
         self._go: GoTemplate | None = None
         if config.is_go:
             self._go = GoTemplate(config, self._read())
@@ -83,15 +93,18 @@ class Template:
             finally:
                 self.last_deps = self._go.last_deps
             return Rendered(content=content, deps=deps)
-        data = DataFunctions(catalog, brain, self.config.sandbox_path)
+        data = DataFunctions(catalog, brain, self.config.sandbox_path, self._memo)
         self.last_deps = data.deps
         # Functions win over variables of the same name: `-var service=x` must not
         # silently replace service().
         variables: dict[str, Any] = {**self.config.vars, **data.globals()}
         variables["vars"] = dict(self.config.vars)
         variables.update(self._denied)
+        session = self._reuse.session = Session(self._reuse.cache, data, self._stable)
+        complete = False
         try:
             text = self._render_text(variables)
+            complete = data.deps.complete
         except TemplateError:
             if data.deps.missing:
                 # Placeholders for data not yet received can trip later expressions
@@ -99,6 +112,13 @@ class Template:
                 # error shows again once the data is there.
                 return Rendered(content=b"", deps=data.deps)
             raise
+        finally:
+            self._reuse.session = None
+            self._reuse.cache.end(complete)
+            self.reuse_stats = stats = session.stats
+            if stats.reused or stats.rendered:
+                log.debug("%s: reused %d of %d blocks", self.name, stats.reused,
+                          stats.reused + stats.rendered)
         if not text.endswith("\n") and text:
             text += "\n"
         return Rendered(content=text.encode("utf-8"), deps=data.deps)
@@ -123,6 +143,44 @@ class Template:
         return TemplateError(f"template {self.name}:{_line(exc)}: {shorten(message, 300)}")
 
 
+# Catalog data (frozen dataclasses whose public attributes are all fields), dicts and lists:
+# the sandbox refuses none of their attributes that do not start with "_".
+_PLAIN = frozenset({Instance, ServiceSummary, Node, NodeService, NodeServices, KVPair, Check,
+                    dict, list})
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, with short paths where its general checks cannot fail.
+
+    A template over thousands of services reads ``svc.Name`` and calls ``service()`` tens
+    of thousands of times per render; the general checks cost more than the work. Fields
+    of catalog data, public methods of plain dicts and lists, builtin methods and the data
+    functions pass those checks anyway: for them the answer is the same, only sooner.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``obj.attribute`` as the sandbox allows it."""
+        if type(obj) in _PLAIN and type(attribute) is str and attribute[:1] != "_":
+            try:
+                return getattr(obj, attribute)
+            except AttributeError:
+                pass
+        return super().getattr(obj, attribute)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``__obj``; builtins and data functions without the checks they always pass."""
+        kind = type(__obj)
+        if kind is BuiltinMethodType or type(getattr(__obj, "__self__", None)) is DataFunctions:
+            kwargs.pop("_loop_vars", None)
+            kwargs.pop("_block_vars", None)
+            try:
+                return __obj(*args, **kwargs)
+            except StopIteration:
+                return __self.undefined("value was undefined because a callable raised a "
+                                        "StopIteration exception")
+        return super().call(__context, __obj, *args, **kwargs)
+
+
 def _environment(config: TemplateConfig) -> SandboxedEnvironment:
     options: dict[str, Any] = {
         "keep_trailing_newline": True,
@@ -136,7 +194,7 @@ def _environment(config: TemplateConfig) -> SandboxedEnvironment:
         options["variable_end_string"] = config.right_delimiter
     if config.error_on_missing_key:
         options["undefined"] = jinja2.StrictUndefined
-    env = SandboxedEnvironment(**options)
+    env = _Sandbox(extensions=[ReuseExtension], **options)
     env.globals.update(GLOBALS)
     env.filters.update(FILTERS)
     env.globals.update(PROXY_HELPERS)
