@@ -173,8 +173,10 @@ class DataFunctions:
 
     def _service(self, name: str, status: str | None, tag: str | None) -> Query:
         if tag is not None:
-            return self._catalog.service(service_by_name(name, tag, status))
-        return self._catalog.service(parse_service(name, status))
+            spec = service_by_name(name, tag, status)
+        else:
+            spec = parse_service(name, status)
+        return self._catalog.service(spec)
 
     def nodes(self) -> Any:
         """``nodes()``: every node of the catalog."""
