@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ctmpl.config.model import Config
-from ctmpl.pipeline import Slot
+from ctmpl.pipeline import TemplateState
 from ctmpl.quiesce import Quiescence
 from ctmpl.template.engine import Template
 
@@ -18,14 +18,14 @@ from ctmpl.template.engine import Template
 class Group:
     """Templates that share a reload command: one quiescence timer, one reload."""
 
-    slots: list[Slot]
+    states: list[TemplateState]
     quiet: Quiescence
     due: bool = True  # run at the next turn without waiting (first render, SIGHUP)
-    fired: bool = False  # had a pass where every slot rendered completely
+    fired: bool = False  # had a pass where every state rendered completely
 
     def is_due(self, now: float) -> bool:
         """True when the group must run now (and consumes its timer)."""
-        if not any(s.dirty for s in self.slots):
+        if not any(s.dirty for s in self.states):
             return False
         return self.due or self.quiet.tick(now)
 
@@ -34,11 +34,11 @@ def build_groups(config: Config) -> list[Group]:
     """Compile every template (TemplateError on a bad one) and group them by command."""
     groups: dict[str, Group] = {}
     for index, tcfg in enumerate(config.templates):
-        slot = Slot(Template(tcfg))
+        state = TemplateState(Template(tcfg))
         key = tcfg.command or f"#{index}"
         if config.proxy != "none":
             key = f"{config.proxy}|{tcfg.command}"  # one proxy reload per burst for all files
         if key not in groups:
             groups[key] = Group([], Quiescence(tcfg.wait))
-        groups[key].slots.append(slot)
+        groups[key].states.append(state)
     return list(groups.values())

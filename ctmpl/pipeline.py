@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
-class Slot:
-    """Runtime state of one template."""
+class TemplateState:
+    """Runtime state of one template: what it last read, lacked and rendered."""
 
     template: Template
     queries: dict[str, Query] = field(default_factory=dict)
@@ -51,9 +51,9 @@ class Slot:
 
 @dataclass
 class PassResult:
-    """What one pass did: installed slots, and the errors it met (in order)."""
+    """What one pass did: installed states, and the errors it met (in order)."""
 
-    installed: list[Slot] = field(default_factory=list)
+    installed: list[TemplateState] = field(default_factory=list)
     errors: list[CtmplError] = field(default_factory=list)
     proxy_applied: bool = False  # the proxy was reloaded or started with what was installed
     proxy_failed: bool = False  # a reload or start failed: the proxy may run an older config
@@ -61,7 +61,7 @@ class PassResult:
 
 
 class Pipeline:
-    """Sequences the stages for a set of slots."""
+    """Sequences the stages for the templates of one reload group."""
 
     def __init__(
         self,
@@ -78,65 +78,67 @@ class Pipeline:
         self.proxy = proxy
         self.shrink = shrink
 
-    def awaiting(self, slot: Slot) -> bool:
+    def awaiting(self, state: TemplateState) -> bool:
         """True while a query the last render lacked has still not answered.
 
         Rendering again before then cannot complete; waiting for all of them turns the
         discovery of thousands of service() queries into a few renders instead of one
         render per arriving answer.
         """
-        return any(k in slot.queries and not self.brain.has(k) for k in slot.missing)
+        return any(k in state.queries and not self.brain.has(k) for k in state.missing)
 
-    def render(self, slot: Slot, now: float) -> bytes | None:
-        """Render one slot; None when incomplete. TemplateError propagates."""
-        slot.dirty = False
+    def render(self, state: TemplateState, now: float) -> bytes | None:
+        """Render one template; None when incomplete. TemplateError propagates."""
+        state.dirty = False
         started = time.perf_counter()
         try:
-            rendered = slot.template.render(self.catalog, self.brain)
+            rendered = state.template.render(self.catalog, self.brain)
         except TemplateError:  # keep watching what it read: fixed data renders again
-            slot.queries = slot.template.last_deps.queries
-            slot.missing = frozenset(slot.template.last_deps.missing)
+            state.queries = state.template.last_deps.queries
+            state.missing = frozenset(state.template.last_deps.missing)
             raise
-        telemetry.rendered(slot.template.name, str(slot.destination),
+        telemetry.rendered(state.template.name, str(state.destination),
                            time.perf_counter() - started, rendered.complete)
-        slot.queries = rendered.deps.queries
-        slot.missing = frozenset(rendered.deps.missing)
+        state.queries = rendered.deps.queries
+        state.missing = frozenset(rendered.deps.missing)
         if not rendered.complete:
-            if slot.incomplete_since is None:
-                slot.incomplete_since = now
-            log.debug("%s: waiting for %s", slot.template.name, ", ".join(sorted(slot.missing)))
+            if state.incomplete_since is None:
+                state.incomplete_since = now
+            log.debug("%s: waiting for %s", state.template.name, ", ".join(sorted(state.missing)))
             return None
-        slot.incomplete_since, slot.warned_missing = None, False
-        slot.complete_once = True
-        slot.instances = rendered.deps.instances if rendered.deps.uses_instances else None
+        state.incomplete_since, state.warned_missing = None, False
+        state.complete_once = True
+        state.instances = rendered.deps.instances if rendered.deps.uses_instances else None
         return rendered.content
 
-    def admitted(self, slot: Slot, content: bytes, current: bytes | None, now: float) -> bool:
+    def admitted(
+        self, state: TemplateState, content: bytes, current: bytes | None, now: float
+    ) -> bool:
         """False when the shrink guard holds this render back (the live file stays)."""
-        if self.shrink is None or self.dry or slot.instances is None:
+        if self.shrink is None or self.dry or state.instances is None:
             return True  # a template without service() calls drops no instances
-        name, dest = slot.template.name, slot.destination
+        name, dest = state.template.name, state.destination
         if content == current:
-            self.shrink.accept(name, dest, slot.instances)
+            self.shrink.accept(name, dest, state.instances)
             return True
-        return self.shrink.admit(name, dest, slot.instances, now, has_file=bool(current))
+        return self.shrink.admit(name, dest, state.instances, now, has_file=bool(current))
 
-    async def install_slot(
-        self, slot: Slot, content: bytes, current: bytes | None, result: PassResult
+    async def install_state(
+        self, state: TemplateState, content: bytes, current: bytes | None, result: PassResult
     ) -> None:
         """Check and install one rendered template over ``current`` (the live bytes)."""
-        cfg = slot.template.config
-        dest = slot.destination
+        cfg = state.template.config
+        dest = state.destination
         if self.dry:
-            if content != slot.last_dry:
-                slot.last_dry = content
+            if content != state.last_dry:
+                state.last_dry = content
                 sys.stdout.write(f"> {dest}\n{content.decode('utf-8')}")
                 sys.stdout.flush()
             return
         if current == content or (current is None and not content
-                                   and slot.template.empty_is_absent):
-            log.debug("%s: %s unchanged", slot.template.name, dest)
-            telemetry.installed(slot.template.name, str(dest))
+                                   and state.template.empty_is_absent):
+            log.debug("%s: %s unchanged", state.template.name, dest)
+            telemetry.installed(state.template.name, str(dest))
             return
         # Rollback copies stay in memory (``previous``); a dest.bak is written only on request.
         options = InstallOptions(
@@ -150,16 +152,16 @@ class Pipeline:
                     await check_staged(cfg.check, dest, content, options.create_dirs)
                 changed = await asyncio.to_thread(install, dest, content, options)
         except CtmplError as exc:
-            log.error("%s: %s; the last good %s stays live", slot.template.name, exc, dest)
-            _failed(slot, exc)
+            log.error("%s: %s; the last good %s stays live", state.template.name, exc, dest)
+            _failed(state, exc)
             result.errors.append(exc)
             return
         if cfg.check:
             telemetry.check_ok()
-        telemetry.installed(slot.template.name, str(dest))
+        telemetry.installed(state.template.name, str(dest))
         if changed:
-            log.info("rendered %s → %s", slot.template.name, dest)
-            result.installed.append(slot)
+            log.info("rendered %s → %s", state.template.name, dest)
+            result.installed.append(state)
 
     async def finish(self, result: PassResult, previous: dict[Path, bytes | None]) -> None:
         """After installs: nginx check + reload (rolling back on a failed check), then commands."""
@@ -184,13 +186,14 @@ class Pipeline:
         except CheckFailed as exc:
             log.error("%s; rolling back %d file(s)", exc, len(result.installed))
             telemetry.reloaded("rejected")
-            for slot in result.installed:
-                await asyncio.to_thread(rollback, slot.destination, previous.get(slot.destination))
-                if slot.destination in result.backups:
+            for state in result.installed:
+                dest = state.destination
+                await asyncio.to_thread(rollback, dest, previous.get(dest))
+                if state.destination in result.backups:
                     await asyncio.to_thread(
-                        undo_backup, slot.destination, result.backups[slot.destination]
+                        undo_backup, state.destination, result.backups[state.destination]
                     )
-                _failed(slot, exc)
+                _failed(state, exc)
             result.installed.clear()
             result.errors.append(exc)
             return False
@@ -206,7 +209,7 @@ class Pipeline:
         result.proxy_applied = True
         return True
 
-    async def _check_proxy(self, pending: list[tuple[Slot, bytes, bytes | None]],
+    async def _check_proxy(self, pending: list[tuple[TemplateState, bytes, bytes | None]],
                            result: PassResult) -> bool:
         """Let the proxy judge every changed file together before any is installed."""
         changes = {s.destination: c for s, c, current in pending if c != current}
@@ -222,42 +225,42 @@ class Pipeline:
             return False
         return True
 
-    async def run_pass(self, slots: list[Slot], now: float) -> PassResult:
-        """Render every dirty slot, install what changed, then reload/run commands once."""
+    async def run_pass(self, states: list[TemplateState], now: float) -> PassResult:
+        """Render every dirty state, install what changed, then reload/run commands once."""
         result = PassResult()
         previous: dict[Path, bytes | None] = {}
-        pending: list[tuple[Slot, bytes, bytes | None]] = []
-        for slot in slots:
-            if not slot.dirty or self.awaiting(slot):
+        pending: list[tuple[TemplateState, bytes, bytes | None]] = []
+        for state in states:
+            if not state.dirty or self.awaiting(state):
                 continue
             try:
-                content = self.render(slot, now)
+                content = self.render(state, now)
             except CtmplError as exc:
                 log.error("%s; the last good file stays live", exc)
-                _failed(slot, exc)
+                _failed(state, exc)
                 result.errors.append(exc)
                 continue
             if content is None:
                 continue
-            current = await asyncio.to_thread(read_current, slot.destination)
-            if not self.admitted(slot, content, current, now):
+            current = await asyncio.to_thread(read_current, state.destination)
+            if not self.admitted(state, content, current, now):
                 continue
-            previous[slot.destination] = current
-            if slot.template.config.backup:
-                result.backups[slot.destination] = await asyncio.to_thread(
-                    read_current, backup_path(slot.destination)
+            previous[state.destination] = current
+            if state.template.config.backup:
+                result.backups[state.destination] = await asyncio.to_thread(
+                    read_current, backup_path(state.destination)
                 )
-            pending.append((slot, content, current))
+            pending.append((state, content, current))
         if not await self._check_proxy(pending, result):
             return result
-        for slot, content, current in pending:
-            await self.install_slot(slot, content, current, result)
+        for state, content, current in pending:
+            await self.install_state(state, content, current, result)
         await self.finish(result, previous)
         return result
 
 
-def _failed(slot: Slot, exc: CtmplError) -> None:
-    """Record a failed render, check or install of ``slot``."""
+def _failed(state: TemplateState, exc: CtmplError) -> None:
+    """Record a failed render, check or install of ``state``."""
     if isinstance(exc, CheckFailed):
         telemetry.check_failed(str(exc))
-    telemetry.render_failed(slot.template.name, str(slot.destination), str(exc))
+    telemetry.render_failed(state.template.name, str(state.destination), str(exc))

@@ -84,9 +84,9 @@ class Runner:
         now = self.clock()
         self.shrink.note_change(now)
         for group in self.groups:
-            touched = [s for s in group.slots if key in s.queries]
-            for slot in touched:
-                slot.dirty = True
+            touched = [s for s in group.states if key in s.queries]
+            for state in touched:
+                state.dirty = True
             if touched and group.fired:
                 group.quiet.change(now)
             elif touched:
@@ -195,17 +195,17 @@ class Runner:
         for group in self.groups:
             if group.is_due(now):
                 group.due = False
-                result = await self.pipeline.run_pass(group.slots, now)
+                result = await self.pipeline.run_pass(group.states, now)
                 code = self._fatal(result)
                 if code is not None:
                     return code
                 self._note_errors(result)
                 self._note_proxy(result, now)
                 self.ops.after_pass(len(result.installed))
-                group.fired = group.fired or all(s.complete_once for s in group.slots)
+                group.fired = group.fired or all(s.complete_once for s in group.states)
         self._sync_watches()
         self._warn_missing(now)
-        if all(s.complete_once for g in self.groups for s in g.slots):
+        if all(s.complete_once for g in self.groups for s in g.states):
             if self.config.once:
                 return EXIT_OK
             self._starting = False
@@ -216,11 +216,11 @@ class Runner:
 
     def _static_catalog_lacks_data(self) -> int | None:
         """In ``-once`` the file catalog never changes: a render still lacking data fails."""
-        for slot in (s for g in self.groups for s in g.slots):
-            if not slot.complete_once and not slot.dirty and not self.pipeline.awaiting(slot):
+        for state in (s for g in self.groups for s in g.states):
+            if not state.complete_once and not state.dirty and not self.pipeline.awaiting(state):
                 error = SourceError(
-                    f"template {slot.template.name}: the catalog has no data for "
-                    f"{', '.join(sorted(slot.missing))} (-once cannot wait for it)"
+                    f"template {state.template.name}: the catalog has no data for "
+                    f"{', '.join(sorted(state.missing))} (-once cannot wait for it)"
                 )
                 log.error("%s", error)
                 return error.exit_code
@@ -271,7 +271,7 @@ class Runner:
         proxy = self.pipeline.proxy
         if proxy is None:
             return
-        files = [s.destination for g in self.groups for s in g.slots]
+        files = [s.destination for g in self.groups for s in g.states]
         outcome = await self._proxy_retry.attempt(
             self.clock(), lambda: asyncio.to_thread(proxy.reconcile, files)
         )
@@ -283,7 +283,7 @@ class Runner:
             log.info("%s reloaded: it may not have run the installed config", proxy.name)
 
     def _sync_watches(self) -> None:
-        wanted = {k: q for g in self.groups for s in g.slots for k, q in s.queries.items()}
+        wanted = {k: q for g in self.groups for s in g.states for k, q in s.queries.items()}
         unused = self.watcher.keys() - set(wanted)
         self.watcher.remove(unused)
         self.brain.forget(unused)
@@ -292,21 +292,21 @@ class Runner:
 
     def _warn_missing(self, now: float) -> None:
         limit = self.config.missing_dependency_warn
-        for slot in (s for g in self.groups for s in g.slots):
-            since = slot.incomplete_since
-            if since is not None and not slot.warned_missing and now - since >= limit:
-                slot.warned_missing = True
+        for state in (s for g in self.groups for s in g.states):
+            since = state.incomplete_since
+            if since is not None and not state.warned_missing and now - since >= limit:
+                state.warned_missing = True
                 log.warning(
                     "%s: still waiting after %.0fs for %s",
-                    slot.template.name, now - since, ", ".join(sorted(slot.missing)),
+                    state.template.name, now - since, ", ".join(sorted(state.missing)),
                 )
 
     def _recheck_held(self, now: float) -> None:
-        """Render held slots again once their grace ended or the catalog settled."""
+        """Render held states again once their grace ended or the catalog settled."""
         due = self.shrink.due(now)
         for group in self.groups:
-            for slot in (s for s in group.slots if s.destination in due):
-                slot.dirty, group.due = True, True
+            for state in (s for s in group.states if s.destination in due):
+                state.dirty, group.due = True, True
 
     def _next_deadline(self) -> float | None:
         times = [t for g in self.groups if (t := g.quiet.fire_at()) is not None]
@@ -317,7 +317,7 @@ class Runner:
         times += [
             s.incomplete_since + self.config.missing_dependency_warn
             for g in self.groups
-            for s in g.slots
+            for s in g.states
             if s.incomplete_since is not None and not s.warned_missing
         ]
         return min(times) if times else None

@@ -7,7 +7,7 @@ from pathlib import Path
 from ctmpl.brain import Brain
 from ctmpl.config.model import TemplateConfig
 from ctmpl.model import Instance, KVPair, ServiceSummary
-from ctmpl.pipeline import Pipeline, Slot
+from ctmpl.pipeline import Pipeline, TemplateState
 from ctmpl.sources.base import ServiceSpec
 from ctmpl.template.engine import Template
 
@@ -105,24 +105,24 @@ async def test_incomplete_render_is_not_written_then_new_data_completes_it(
     dest = tmp_path / "out.conf"
     brain = Brain()
     pipeline = Pipeline(FakeCatalog(), brain)
-    slot = Slot(tpl(TEXT, str(dest)))
-    result = await pipeline.run_pass([slot], now=0.0)
+    state = TemplateState(tpl(TEXT, str(dest)))
+    result = await pipeline.run_pass([state], now=0.0)
     assert not dest.exists()
     assert not result.installed and not result.errors
-    assert set(slot.queries) == {"services", "key(cfg/x)"}
-    assert slot.incomplete_since == 0.0
+    assert set(state.queries) == {"services", "key(cfg/x)"}
+    assert state.incomplete_since == 0.0
     brain.set("services", (ServiceSummary(Name="web"),))
     brain.set("key(cfg/x)", None)
-    slot.dirty = True
-    await pipeline.run_pass([slot], now=1.0)
+    state.dirty = True
+    await pipeline.run_pass([state], now=1.0)
     assert not dest.exists()
-    assert "service(web|passing)" in slot.queries
+    assert "service(web|passing)" in state.queries
     brain.set("service(web|passing)", WEB)
-    slot.dirty = True
-    result = await pipeline.run_pass([slot], now=2.0)
+    state.dirty = True
+    result = await pipeline.run_pass([state], now=2.0)
     assert dest.read_bytes() == b"web 10.0.0.1:80\nd\n"
-    assert result.installed == [slot]
-    assert slot.complete_once and slot.incomplete_since is None
+    assert result.installed == [state]
+    assert state.complete_once and state.incomplete_since is None
 
 
 async def test_queries_no_longer_used_drop_out(tmp_path: Path) -> None:

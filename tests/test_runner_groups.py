@@ -40,12 +40,12 @@ def config(tmp_path: Path, *commands: str, proxy: str = "none") -> Config:
 
 def test_templates_sharing_a_command_form_one_group(tmp_path: Path) -> None:
     groups = build_groups(config(tmp_path, "reload-a", "reload-b", "reload-a", ""))
-    assert [len(g.slots) for g in groups] == [2, 1, 1]
+    assert [len(g.states) for g in groups] == [2, 1, 1]
 
 
 def test_proxy_mode_puts_every_template_in_one_reload_group(tmp_path: Path) -> None:
     groups = build_groups(config(tmp_path, "", "", "", proxy="nginx"))
-    assert len(groups) == 1 and len(groups[0].slots) == 3
+    assert len(groups) == 1 and len(groups[0].states) == 3
 
 
 def test_a_group_waits_as_its_template_says(tmp_path: Path) -> None:
@@ -63,12 +63,12 @@ def runner(tmp_path: Path) -> tuple[Runner, FakeClock]:
     run = Runner(config(tmp_path, "reload-a", "reload-b"), clock=clock)
     run.groups = build_groups(run.config)
     a, b = run.groups
-    a.slots[0].queries = {"svc(a)": None}  # type: ignore[dict-item]
-    b.slots[0].queries = {"svc(b)": None}  # type: ignore[dict-item]
+    a.states[0].queries = {"svc(a)": None}  # type: ignore[dict-item]
+    b.states[0].queries = {"svc(b)": None}  # type: ignore[dict-item]
     for group in run.groups:
         group.due, group.fired = False, True
-        for slot in group.slots:
-            slot.dirty = False
+        for state in group.states:
+            state.dirty = False
     return run, clock
 
 
@@ -76,8 +76,8 @@ def test_a_change_restarts_only_its_own_groups_timer(runner: tuple[Runner, FakeC
     run, clock = runner
     a, b = run.groups
     run._on_data("svc(a)", ("v1",))
-    assert a.quiet.fire_at() == 102.0 and a.slots[0].dirty
-    assert b.quiet.fire_at() is None and not b.slots[0].dirty
+    assert a.quiet.fire_at() == 102.0 and a.states[0].dirty
+    assert b.quiet.fire_at() is None and not b.states[0].dirty
     clock.now = 101.5
     run._on_data("svc(b)", ("v1",))
     assert a.quiet.fire_at() == 102.0, "b's input must not push a's timer"
@@ -93,7 +93,7 @@ def test_burst_fires_once_capped_by_max(runner: tuple[Runner, FakeClock]) -> Non
         run._on_data("svc(a)", (f"v{step}",))
         if a.is_due(clock.now):
             fired += 1
-            a.slots[0].dirty = False
+            a.states[0].dirty = False
             run._on_data("svc(a)", (f"again{step}",))
     assert 3 <= fired <= 4, "one fire per max window (10 s) while changes keep coming"
 
@@ -103,9 +103,9 @@ def test_equal_data_does_not_touch_any_group(runner: tuple[Runner, FakeClock]) -
     run._on_data("svc(a)", ("same",))
     a, _ = run.groups
     a.quiet.tick(1e9)
-    a.slots[0].dirty = False
+    a.states[0].dirty = False
     run._on_data("svc(a)", ("same",))
-    assert a.quiet.fire_at() is None and not a.slots[0].dirty
+    assert a.quiet.fire_at() is None and not a.states[0].dirty
 
 
 def test_first_render_is_not_delayed(runner: tuple[Runner, FakeClock]) -> None:
