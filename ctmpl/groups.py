@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ctmpl.config.model import Config
-from ctmpl.pipeline import TemplateState
 from ctmpl.quiesce import Quiescence
+from ctmpl.render import TemplateState
 from ctmpl.template.engine import Template
 
 

@@ -1,6 +1,7 @@
 """One pass of the pipeline for a reload group: render → check → install → reload/commands.
 
-Each stage is its own module; this one only sequences them and decides what a failure
+Each stage is its own module (``render``, ``check``, ``install``, the proxy controller,
+``commands``); this one only sequences them and decides what a failure
 means: in ``-once`` mode the first failure becomes the exit code, in daemon mode it is
 logged and the last good files stay live.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,35 +18,15 @@ from ctmpl import telemetry
 from ctmpl.brain import Brain
 from ctmpl.check import check_staged, install_checked, rollback
 from ctmpl.commands import Command, run_commands
-from ctmpl.errors import CheckFailed, CtmplError, ProxyError, TemplateError
+from ctmpl.errors import CheckFailed, CtmplError, ProxyError
 from ctmpl.install import InstallOptions, backup_path, install, read_current, undo_backup
 from ctmpl.proxy.base import ProxyController
+from ctmpl.render import TemplateState
 from ctmpl.rollback import rollback_env
 from ctmpl.shrink import ShrinkGuard
-from ctmpl.sources.base import Catalog, Query
-from ctmpl.template.engine import Template
+from ctmpl.sources.base import Catalog
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(eq=False)
-class TemplateState:
-    """Runtime state of one template: what it last read, lacked and rendered."""
-
-    template: Template
-    queries: dict[str, Query] = field(default_factory=dict)
-    missing: frozenset[str] = frozenset()
-    dirty: bool = True
-    complete_once: bool = False
-    incomplete_since: float | None = None
-    warned_missing: bool = False
-    last_dry: bytes | None = None
-    instances: int | None = None  # instances the last render used; None: no service() call
-
-    @property
-    def destination(self) -> Path:
-        """Where this template is installed."""
-        return Path(self.template.config.destination)
 
 
 @dataclass
@@ -77,39 +57,6 @@ class Pipeline:
         self.dry = dry
         self.proxy = proxy
         self.shrink = shrink
-
-    def awaiting(self, state: TemplateState) -> bool:
-        """True while a query the last render lacked has still not answered.
-
-        Rendering again before then cannot complete; waiting for all of them turns the
-        discovery of thousands of service() queries into a few renders instead of one
-        render per arriving answer.
-        """
-        return any(k in state.queries and not self.brain.has(k) for k in state.missing)
-
-    def render(self, state: TemplateState, now: float) -> bytes | None:
-        """Render one template; None when incomplete. TemplateError propagates."""
-        state.dirty = False
-        started = time.perf_counter()
-        try:
-            rendered = state.template.render(self.catalog, self.brain)
-        except TemplateError:  # keep watching what it read: fixed data renders again
-            state.queries = state.template.last_deps.queries
-            state.missing = frozenset(state.template.last_deps.missing)
-            raise
-        telemetry.rendered(state.template.name, str(state.destination),
-                           time.perf_counter() - started, rendered.complete)
-        state.queries = rendered.deps.queries
-        state.missing = frozenset(rendered.deps.missing)
-        if not rendered.complete:
-            if state.incomplete_since is None:
-                state.incomplete_since = now
-            log.debug("%s: waiting for %s", state.template.name, ", ".join(sorted(state.missing)))
-            return None
-        state.incomplete_since, state.warned_missing = None, False
-        state.complete_once = True
-        state.instances = rendered.deps.instances if rendered.deps.uses_instances else None
-        return rendered.content
 
     def admitted(
         self, state: TemplateState, content: bytes, current: bytes | None, now: float
@@ -231,10 +178,10 @@ class Pipeline:
         previous: dict[Path, bytes | None] = {}
         pending: list[tuple[TemplateState, bytes, bytes | None]] = []
         for state in states:
-            if not state.dirty or self.awaiting(state):
+            if not state.dirty or state.awaiting(self.brain):
                 continue
             try:
-                content = self.render(state, now)
+                content = state.render(self.catalog, self.brain, now)
             except CtmplError as exc:
                 log.error("%s; the last good file stays live", exc)
                 _failed(state, exc)

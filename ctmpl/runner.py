@@ -217,7 +217,7 @@ class Runner:
     def _static_catalog_lacks_data(self) -> int | None:
         """In ``-once`` the file catalog never changes: a render still lacking data fails."""
         for state in (s for g in self.groups for s in g.states):
-            if not state.complete_once and not state.dirty and not self.pipeline.awaiting(state):
+            if not state.complete_once and not state.dirty and not state.awaiting(self.brain):
                 error = SourceError(
                     f"template {state.template.name}: the catalog has no data for "
                     f"{', '.join(sorted(state.missing))} (-once cannot wait for it)"

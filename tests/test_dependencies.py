@@ -7,7 +7,8 @@ from pathlib import Path
 from ctmpl.brain import Brain
 from ctmpl.config.model import TemplateConfig
 from ctmpl.model import Instance, KVPair, ServiceSummary
-from ctmpl.pipeline import Pipeline, TemplateState
+from ctmpl.pipeline import Pipeline
+from ctmpl.render import TemplateState
 from ctmpl.sources.base import ServiceSpec
 from ctmpl.template.engine import Template
 
