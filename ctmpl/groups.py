@@ -19,7 +19,7 @@ class Group:
     """Templates that share a reload command: one quiescence timer, one reload."""
 
     states: list[TemplateState]
-    quiet: Quiescence
+    debounce: Quiescence
     due: bool = True  # run at the next turn without waiting (first render, SIGHUP)
     fired: bool = False  # had a pass where every state rendered completely
 
@@ -27,7 +27,7 @@ class Group:
         """True when the group must run now (and consumes its timer)."""
         if not any(s.dirty for s in self.states):
             return False
-        return self.due or self.quiet.tick(now)
+        return self.due or self.debounce.tick(now)
 
 
 def build_groups(config: Config) -> list[Group]:

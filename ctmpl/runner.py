@@ -88,7 +88,7 @@ class Runner:
             for state in touched:
                 state.dirty = True
             if touched and group.fired:
-                group.quiet.change(now)
+                group.debounce.change(now)
             elif touched:
                 group.due = True
         self._wake.set()
@@ -309,7 +309,7 @@ class Runner:
                 state.dirty, group.due = True, True
 
     def _next_deadline(self) -> float | None:
-        times = [t for g in self.groups if (t := g.quiet.fire_at()) is not None]
+        times = [t for g in self.groups if (t := g.debounce.fire_at()) is not None]
         if (held := self.shrink.next_deadline()) is not None:
             times.append(held)
         if (retry := self._proxy_retry.deadline()) is not None and self.pipeline.proxy:

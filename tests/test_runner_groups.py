@@ -53,8 +53,8 @@ def test_a_group_waits_as_its_template_says(tmp_path: Path) -> None:
     cfg = Config(templates=(TemplateConfig(destination="d", contents="x", wait=Wait(1, 2)),),
                  wait=Wait(5, 20), catalog=cfg.catalog)
     group = build_groups(cfg)[0]
-    group.quiet.change(0.0)
-    assert group.quiet.fire_at() == 1.0
+    group.debounce.change(0.0)
+    assert group.debounce.fire_at() == 1.0
 
 
 @pytest.fixture
@@ -76,12 +76,12 @@ def test_a_change_restarts_only_its_own_groups_timer(runner: tuple[Runner, FakeC
     run, clock = runner
     a, b = run.groups
     run._on_data("svc(a)", ("v1",))
-    assert a.quiet.fire_at() == 102.0 and a.states[0].dirty
-    assert b.quiet.fire_at() is None and not b.states[0].dirty
+    assert a.debounce.fire_at() == 102.0 and a.states[0].dirty
+    assert b.debounce.fire_at() is None and not b.states[0].dirty
     clock.now = 101.5
     run._on_data("svc(b)", ("v1",))
-    assert a.quiet.fire_at() == 102.0, "b's input must not push a's timer"
-    assert b.quiet.fire_at() == 103.5
+    assert a.debounce.fire_at() == 102.0, "b's input must not push a's timer"
+    assert b.debounce.fire_at() == 103.5
 
 
 def test_burst_fires_once_capped_by_max(runner: tuple[Runner, FakeClock]) -> None:
@@ -102,10 +102,10 @@ def test_equal_data_does_not_touch_any_group(runner: tuple[Runner, FakeClock]) -
     run, _ = runner
     run._on_data("svc(a)", ("same",))
     a, _ = run.groups
-    a.quiet.tick(1e9)
+    a.debounce.tick(1e9)
     a.states[0].dirty = False
     run._on_data("svc(a)", ("same",))
-    assert a.quiet.fire_at() is None and not a.states[0].dirty
+    assert a.debounce.fire_at() is None and not a.states[0].dirty
 
 
 def test_first_render_is_not_delayed(runner: tuple[Runner, FakeClock]) -> None:
