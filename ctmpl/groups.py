@@ -20,14 +20,14 @@ class Group:
 
     states: list[TemplateState]
     debounce: Quiescence
-    due: bool = True  # run at the next turn without waiting (first render, SIGHUP)
+    run_now: bool = True  # run at the next turn without waiting (first render, SIGHUP)
     fired: bool = False  # had a pass where every state rendered completely
 
     def is_due(self, now: float) -> bool:
         """True when the group must run now (and consumes its timer)."""
         if not any(s.dirty for s in self.states):
             return False
-        return self.due or self.debounce.tick(now)
+        return self.run_now or self.debounce.tick(now)
 
 
 def build_groups(config: Config) -> list[Group]:

@@ -90,7 +90,7 @@ class Runner:
             if touched and group.fired:
                 group.debounce.change(now)
             elif touched:
-                group.due = True
+                group.run_now = True
         self._wake.set()
 
     def _on_reset(self, key: str) -> None:
@@ -194,7 +194,7 @@ class Runner:
         self._recheck_held(now)
         for group in self.groups:
             if group.is_due(now):
-                group.due = False
+                group.run_now = False
                 result = await self.pipeline.run_pass(group.states, now)
                 code = self._fatal(result)
                 if code is not None:
@@ -306,7 +306,7 @@ class Runner:
         due = self.shrink.due(now)
         for group in self.groups:
             for state in (s for s in group.states if s.destination in due):
-                state.dirty, group.due = True, True
+                state.dirty, group.run_now = True, True
 
     def _next_deadline(self) -> float | None:
         times = [t for g in self.groups if (t := g.debounce.fire_at()) is not None]

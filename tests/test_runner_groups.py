@@ -66,7 +66,7 @@ def runner(tmp_path: Path) -> tuple[Runner, FakeClock]:
     a.states[0].queries = {"svc(a)": None}  # type: ignore[dict-item]
     b.states[0].queries = {"svc(b)": None}  # type: ignore[dict-item]
     for group in run.groups:
-        group.due, group.fired = False, True
+        group.run_now, group.fired = False, True
         for state in group.states:
             state.dirty = False
     return run, clock
