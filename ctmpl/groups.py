@@ -21,7 +21,7 @@ class Group:
     states: list[TemplateState]
     debounce: Quiescence
     run_now: bool = True  # run at the next turn without waiting (first render, SIGHUP)
-    fired: bool = False  # had a pass where every state rendered completely
+    rendered_complete: bool = False  # had a pass where every template rendered completely
 
     def is_due(self, now: float) -> bool:
         """True when the group must run now (and consumes its timer)."""

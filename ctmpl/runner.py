@@ -87,7 +87,7 @@ class Runner:
             touched = [s for s in group.states if key in s.queries]
             for state in touched:
                 state.dirty = True
-            if touched and group.fired:
+            if touched and group.rendered_complete:
                 group.debounce.change(now)
             elif touched:
                 group.run_now = True
@@ -202,7 +202,8 @@ class Runner:
                 self._note_errors(result)
                 self._note_proxy(result, now)
                 self.ops.after_pass(len(result.installed))
-                group.fired = group.fired or all(s.complete_once for s in group.states)
+                if all(s.complete_once for s in group.states):
+                    group.rendered_complete = True
         self._sync_watches()
         self._warn_missing(now)
         if all(s.complete_once for g in self.groups for s in g.states):

@@ -66,7 +66,7 @@ def runner(tmp_path: Path) -> tuple[Runner, FakeClock]:
     a.states[0].queries = {"svc(a)": None}  # type: ignore[dict-item]
     b.states[0].queries = {"svc(b)": None}  # type: ignore[dict-item]
     for group in run.groups:
-        group.run_now, group.fired = False, True
+        group.run_now, group.rendered_complete = False, True
         for state in group.states:
             state.dirty = False
     return run, clock
@@ -111,7 +111,7 @@ def test_equal_data_does_not_touch_any_group(runner: tuple[Runner, FakeClock]) -
 def test_first_render_is_not_delayed(runner: tuple[Runner, FakeClock]) -> None:
     run, clock = runner
     a, _ = run.groups
-    a.fired = False
+    a.rendered_complete = False
     run._on_data("svc(a)", ("v1",))
     assert a.is_due(clock.now), "a group that never rendered completely runs at once"
 
