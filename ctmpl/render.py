@@ -75,3 +75,20 @@ class TemplateState:
         self.complete_once = True
         self.instances = rendered.deps.instances if rendered.deps.uses_instances else None
         return rendered.content
+
+    def warn_at(self, limit: float) -> float | None:
+        """When to warn that data is still missing (``limit`` s after the render became
+        incomplete); None when complete or warned already."""
+        if self.incomplete_since is None or self.warned_missing:
+            return None
+        return self.incomplete_since + limit
+
+    def warn_if_still_missing(self, now: float, limit: float) -> None:
+        """Warn once when data has been missing for ``limit`` seconds."""
+        at = self.warn_at(limit)
+        if at is None or now < at:
+            return
+        self.warned_missing = True
+        assert self.incomplete_since is not None
+        log.warning("%s: still waiting after %.0fs for %s", self.template.name,
+                    now - self.incomplete_since, ", ".join(sorted(self.missing)))

@@ -84,13 +84,7 @@ class Runner:
         now = self.clock()
         self.shrink.note_change(now)
         for group in self.groups:
-            touched = [s for s in group.states if key in s.queries]
-            for state in touched:
-                state.dirty = True
-            if touched and group.rendered_complete:
-                group.debounce.change(now)
-            elif touched:
-                group.run_now = True
+            group.note_change(key, now)
         self._wake.set()
 
     def _on_reset(self, key: str) -> None:
@@ -194,7 +188,6 @@ class Runner:
         self._recheck_held(now)
         for group in self.groups:
             if group.is_due(now):
-                group.run_now = False
                 result = await self.pipeline.run_pass(group.states, now)
                 code = self._fatal(result)
                 if code is not None:
@@ -202,8 +195,7 @@ class Runner:
                 self._note_errors(result)
                 self._note_proxy(result, now)
                 self.ops.after_pass(len(result.installed))
-                if all(s.complete_once for s in group.states):
-                    group.rendered_complete = True
+                group.pass_done()
         self._sync_watches()
         self._warn_missing(now)
         if all(s.complete_once for g in self.groups for s in g.states):
@@ -292,22 +284,14 @@ class Runner:
             self.watcher.add(query)
 
     def _warn_missing(self, now: float) -> None:
-        limit = self.config.missing_dependency_warn
         for state in (s for g in self.groups for s in g.states):
-            since = state.incomplete_since
-            if since is not None and not state.warned_missing and now - since >= limit:
-                state.warned_missing = True
-                log.warning(
-                    "%s: still waiting after %.0fs for %s",
-                    state.template.name, now - since, ", ".join(sorted(state.missing)),
-                )
+            state.warn_if_still_missing(now, self.config.missing_dependency_warn)
 
     def _recheck_held(self, now: float) -> None:
         """Render held states again once their grace ended or the catalog settled."""
         due = self.shrink.due(now)
         for group in self.groups:
-            for state in (s for s in group.states if s.destination in due):
-                state.dirty, group.run_now = True, True
+            group.rerender(due)
 
     def _next_deadline(self) -> float | None:
         times = [t for g in self.groups if (t := g.debounce.fire_at()) is not None]
@@ -315,12 +299,8 @@ class Runner:
             times.append(held)
         if (retry := self._proxy_retry.deadline()) is not None and self.pipeline.proxy:
             times.append(retry)
-        times += [
-            s.incomplete_since + self.config.missing_dependency_warn
-            for g in self.groups
-            for s in g.states
-            if s.incomplete_since is not None and not s.warned_missing
-        ]
+        limit = self.config.missing_dependency_warn
+        times += [t for g in self.groups for s in g.states if (t := s.warn_at(limit)) is not None]
         return min(times) if times else None
 
     async def _sleep_until(self, deadline: float | None) -> None:
