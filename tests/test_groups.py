@@ -1,25 +1,13 @@
-"""Reload groups and their timers in the runner, driven with a fake clock."""
+"""Reload groups: which templates share a reload, and when a group runs (fake clock)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from ctmpl.config.model import CatalogConfig, Config, TemplateConfig, Wait
-from ctmpl.groups import build_groups
-from ctmpl.runner import Runner
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from ctmpl.groups import Group, build_groups
 
 
 def config(tmp_path: Path, *commands: str, proxy: str = "none") -> Config:
@@ -58,81 +46,70 @@ def test_a_group_waits_as_its_template_says(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def runner(tmp_path: Path) -> tuple[Runner, FakeClock]:
-    clock = FakeClock()
-    run = Runner(config(tmp_path, "reload-a", "reload-b"), clock=clock)
-    run.groups = build_groups(run.config)
-    a, b = run.groups
+def groups(tmp_path: Path) -> tuple[Group, Group]:
+    """Two groups (wait 2s:10s) that rendered completely once, reading svc(a) and svc(b)."""
+    a, b = build_groups(config(tmp_path, "reload-a", "reload-b"))
     a.states[0].queries = {"svc(a)": None}  # type: ignore[dict-item]
     b.states[0].queries = {"svc(b)": None}  # type: ignore[dict-item]
-    for group in run.groups:
-        group.run_now, group.rendered_complete = False, True
-        for state in group.states:
-            state.dirty = False
-    return run, clock
+    for group in (a, b):
+        assert group.is_due(0.0) is True  # the first render, at once
+        group.states[0].dirty, group.states[0].complete_once = False, True  # what it did
+        group.pass_done()
+    return a, b
 
 
-def test_a_change_restarts_only_its_own_groups_timer(runner: tuple[Runner, FakeClock]) -> None:
-    run, clock = runner
-    a, b = run.groups
-    run._on_data("svc(a)", ("v1",))
+def test_a_change_restarts_only_its_own_groups_timer(groups: tuple[Group, Group]) -> None:
+    a, b = groups
+    a.note_change("svc(a)", 100.0)
+    b.note_change("svc(a)", 100.0)
     assert a.debounce.fire_at() == 102.0 and a.states[0].dirty
     assert b.debounce.fire_at() is None and not b.states[0].dirty
-    clock.now = 101.5
-    run._on_data("svc(b)", ("v1",))
+    a.note_change("svc(b)", 101.5)
+    b.note_change("svc(b)", 101.5)
     assert a.debounce.fire_at() == 102.0, "b's input must not push a's timer"
     assert b.debounce.fire_at() == 103.5
 
 
-def test_burst_fires_once_capped_by_max(runner: tuple[Runner, FakeClock]) -> None:
-    run, clock = runner
-    a, _ = run.groups
-    fired = 0
-    for step in range(40):  # a change every second for 40 s: min never elapses
-        clock.now = 100.0 + step
-        run._on_data("svc(a)", (f"v{step}",))
-        if a.is_due(clock.now):
-            fired += 1
-            a.states[0].dirty = False
-            run._on_data("svc(a)", (f"again{step}",))
-    assert 3 <= fired <= 4, "one fire per max window (10 s) while changes keep coming"
+def test_a_burst_runs_once_per_max_window(groups: tuple[Group, Group]) -> None:
+    a, _ = groups
+    runs = []
+    for step in range(40):  # a change every second for 40 s: min (2 s) never elapses
+        now = 100.0 + step
+        a.note_change("svc(a)", now)
+        if a.is_due(now):
+            runs.append(now)
+            a.states[0].dirty = False  # the pass rendered it
+    # Each burst runs max (10 s) after its first change; the next starts with the next change.
+    assert runs == [110.0, 121.0, 132.0]
+    assert a.debounce.fire_at() == 141.0, "the burst still running is capped at first + max"
 
 
-def test_equal_data_does_not_touch_any_group(runner: tuple[Runner, FakeClock]) -> None:
-    run, _ = runner
-    run._on_data("svc(a)", ("same",))
-    a, _ = run.groups
-    a.debounce.tick(1e9)
-    a.states[0].dirty = False
-    run._on_data("svc(a)", ("same",))
-    assert a.debounce.fire_at() is None and not a.states[0].dirty
+def test_the_debounce_fires_min_after_the_last_change(groups: tuple[Group, Group]) -> None:
+    a, _ = groups
+    a.note_change("svc(a)", 100.0)
+    a.note_change("svc(a)", 101.0)
+    assert [a.is_due(t) for t in (102.0, 102.999, 103.0)] == [False, False, True]
+    assert a.is_due(103.0) is False, "one run per burst"
 
 
-def test_first_render_is_not_delayed(runner: tuple[Runner, FakeClock]) -> None:
-    run, clock = runner
-    a, _ = run.groups
-    a.rendered_complete = False
-    run._on_data("svc(a)", ("v1",))
-    assert a.is_due(clock.now), "a group that never rendered completely runs at once"
+def test_a_clean_group_never_runs(groups: tuple[Group, Group]) -> None:
+    a, _ = groups
+    a.note_change("svc(other)", 100.0)
+    assert a.debounce.fire_at() is None
+    assert a.is_due(1e9) is False
 
 
-def test_reload_keeps_the_nginx_controller_only_when_its_settings_are_unchanged(
-    tmp_path: Path,
-) -> None:
-    from dataclasses import replace
+def test_first_render_is_not_delayed(tmp_path: Path) -> None:
+    a, _ = build_groups(config(tmp_path, "reload-a", "reload-b"))
+    assert a.is_due(100.0) is True, "a group runs at once at start"
+    a.states[0].queries = {"svc(a)": None}  # type: ignore[dict-item]
+    a.pass_done()  # the render was incomplete (data still missing)
+    a.note_change("svc(a)", 100.5)
+    assert a.is_due(100.5) is True, "a group that never rendered completely runs at once"
+    assert a.debounce.fire_at() is None
 
-    from ctmpl.config.model import NginxConfig
 
-    base = config(tmp_path, "", proxy="nginx")
-    configs = iter([base, replace(base, nginx=NginxConfig(config=str(tmp_path / "other.conf")))])
-    run = Runner(base, reload_config=lambda: next(configs))
-    run.catalog = None  # type: ignore[assignment]
-    run.groups = build_groups(base)
-    run.pipeline = run._pipeline()
-    first = run.pipeline.proxy
-    asyncio.run(run._apply_reload())
-    assert run.pipeline.proxy is first
-    asyncio.run(run._apply_reload())
-    assert run.pipeline.proxy is not first
-    assert run.pipeline.proxy is not None
-    assert run.pipeline.proxy.cfg.config == str(tmp_path / "other.conf")
+def test_a_held_render_runs_at_the_next_turn(groups: tuple[Group, Group]) -> None:
+    a, b = groups
+    a.rerender({a.states[0].destination})
+    assert a.is_due(100.0) is True and b.is_due(100.0) is False
