@@ -12,7 +12,7 @@ from ctmpl import logs
 from ctmpl.config.load import build_config
 from ctmpl.config.model import Config
 from ctmpl.errors import EXIT_INTERNAL, EXIT_USAGE, CtmplError, UsageError
-from ctmpl.lifecycle import install_signals, pid_file
+from ctmpl.lifecycle import SignalHandlers, pid_file
 from ctmpl.runner import Runner
 from ctmpl.startup import announce
 
@@ -30,7 +30,15 @@ def load_config(argv: Sequence[str]) -> Config:
 async def _serve(config: Config, argv: Sequence[str]) -> int:
     runner = Runner(config, reload_config=lambda: load_config(argv))
     if not config.once:
-        install_signals(runner)
+        signals = SignalHandlers(runner)
+        signals.apply(config)
+
+        def reapply(old: Config, new: Config) -> None:
+            if (new.log_level, new.log_format) != (old.log_level, old.log_format):
+                logs.setup(new.log_level, new.log_format)
+            signals.apply(new)
+
+        runner.on_reload = reapply
     with pid_file(config.pid_file):
         return await runner.run()
 

@@ -8,9 +8,12 @@ reload per burst.
 Errors: ``-once`` exits with the first error's code. The daemon does the same for an error
 met before its first complete render (a broken template must not look like a running
 service); after that, a failing template keeps its last good file and the daemon runs on.
-A reload (SIGHUP) re-applies the whole configuration: templates, log settings, signals
-and, when its settings changed (address, token file, retry, …), the catalog; an invalid new
-configuration is logged in one line and the running one kept.
+A reload (SIGHUP) re-applies the whole configuration: templates and, when its settings
+changed (address, token file, retry, …), the catalog; the entry point's ``on_reload``
+re-applies log settings and signals. An invalid new configuration is logged in one line
+and the running one kept. Signal handlers and the pid file belong to the entry point
+(``ctmpl.cli``, ``ctmpl.lifecycle``): the runner only offers ``request_stop``,
+``request_reload`` and ``forward_signal``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -30,7 +32,6 @@ from ctmpl.brain import Brain
 from ctmpl.config.model import Config
 from ctmpl.daemon_services import DaemonServices
 from ctmpl.errors import (
-    EXIT_INTERRUPTED,
     EXIT_OK,
     CommandFailed,
     CtmplError,
@@ -38,7 +39,6 @@ from ctmpl.errors import (
     SourceError,
 )
 from ctmpl.groups import build_groups
-from ctmpl.lifecycle import install_signals
 from ctmpl.pipeline import PassResult, Pipeline
 from ctmpl.proxy import HaproxyController, NginxController, ProxyController
 from ctmpl.retry import ProxyRetry
@@ -59,6 +59,7 @@ class Runner:
 
     config: Config
     reload_config: Callable[[], Config] | None = None
+    on_reload: Callable[[Config, Config], None] | None = None  # told (old, new) after a reload
     clock: Callable[[], float] = time.monotonic
     brain: Brain = field(default_factory=Brain)
 
@@ -68,7 +69,6 @@ class Runner:
         self._reload = False
         self._failure: CtmplError | None = None
         self._starting = True  # until every template has rendered completely once
-        self.installed_signals: list[signal.Signals] = []
         self.shrink = ShrinkGuard(self.config.shrink_guard, self.clock())
         # Whether the proxy runs what is installed: checked once at start, retried with
         # backoff after a failed reload or start until it does.
@@ -99,11 +99,8 @@ class Runner:
         self._failure = CtmplError(f"internal task {name!r} died ({exc!r}); exiting")
         self._wake.set()
 
-    def request_stop(self, code: int = EXIT_OK) -> None:
+    def request_stop(self) -> None:
         """Stop after the current step (signal handlers call this)."""
-        if self._stop is not None and code == EXIT_INTERRUPTED:
-            log.warning("second interrupt: exiting now")
-            os._exit(EXIT_INTERRUPTED)
         log.info("stopping (signal received)")
         self._stop = EXIT_OK
         self._wake.set()
@@ -326,12 +323,8 @@ class Runner:
         old, self.config, self.groups = self.config, config, groups
         self.shrink.config = config.shrink_guard
         self._starting = False  # the daemon runs already: a broken template keeps its file
-        if (config.log_level, config.log_format) != (old.log_level, old.log_format):
-            logs.setup(config.log_level, config.log_format)
-        if self.installed_signals and (config.kill_signal, config.reload_signal) != (
-            old.kill_signal, old.reload_signal
-        ):
-            install_signals(self)
+        if self.on_reload is not None:
+            self.on_reload(old, config)  # log settings and signal handlers
         if catalog is not None:
             await self._swap_catalog(catalog)
         elif isinstance(self.catalog, FileCatalog):

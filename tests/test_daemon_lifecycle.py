@@ -90,3 +90,16 @@ def test_sighup_reloads_config_and_a_bad_one_is_kept_out(tmp_path: Path) -> None
         proc.signal(signal.SIGHUP)
         proc.wait_log("keeping the running configuration")
         assert proc.alive()
+
+
+def test_a_reload_that_sets_kill_signal_makes_it_stop_the_daemon(tmp_path: Path) -> None:
+    config = tmp_path / "extra.hcl"
+    config.write_text('log_format = "text"\n')
+    with daemon([*base_args(tmp_path), "-config", str(config)], tmp_path / "log") as proc:
+        wait_for((tmp_path / "out.txt").exists, what="first render")
+        config.write_text('kill_signal = "SIGUSR2"\n')
+        proc.signal(signal.SIGHUP)
+        proc.wait_log("reloaded configuration")
+        proc.signal(signal.SIGUSR2)
+        wait_for(lambda: not proc.alive(), what="stop on the new kill_signal")
+    assert proc.proc.returncode == 0
