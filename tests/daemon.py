@@ -31,6 +31,17 @@ def wait_for(cond: Callable[[], object], timeout: float = TIMEOUT, what: str = "
         time.sleep(0.05)
 
 
+def holds_for(cond: Callable[[], object], seconds: float, what: str = "") -> None:
+    """Check ``cond`` throughout ``seconds`` (a quiet period); fail as soon as it is false."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not cond():
+            raise AssertionError(f"{what} stopped holding")
+        time.sleep(0.05)
+    if not cond():
+        raise AssertionError(f"{what} stopped holding")
+
+
 async def poll_until(cond: Callable[[], bool], timeout: float = TIMEOUT) -> None:
     """In a test's event loop: poll ``cond`` until true (TimeoutError after ``timeout``)."""
     async with asyncio.timeout(timeout):
