@@ -66,8 +66,8 @@ def test_once(tmp_path: Path, consul: ConsulFixture) -> None:
                                         calico=("web-1",), cfg=("a=1",))
 
 
-@pytest.mark.skipif(not NGINX_TEMPLATE.exists(), reason="templates/nginx.conf.j2 not shipped")
 def test_shipped_nginx_template(tmp_path: Path, consul: ConsulFixture) -> None:
+    assert NGINX_TEMPLATE.is_file(), "templates/nginx.conf.j2 is shipped"
     consul.register("web-app-1", "web-app", "10.0.0.11", 8080, tags=["calico", "v1"])
     consul.register("web-app-2", "web-app", "10.0.0.12", 8080, tags=["calico", "v1"])
     consul.register("web-app-3", "web-app", "10.0.0.13", 8080, tags=["calico"],
