@@ -13,6 +13,7 @@ from ctmpl.errors import SourceError
 from ctmpl.sources.base import parse_service
 from ctmpl.sources.file import FileCatalog
 from ctmpl.sources.file_parse import read_catalog
+from tests.daemon import render_once, write_catalog
 
 GOOD = """
 services:
@@ -164,3 +165,13 @@ async def test_reload_keeps_last_good_data_on_malformed_edit(tmp_path: Path) -> 
     data, generation = await catalog.service(parse_service("web")).fetch(0)
     assert generation == 2
     assert data[0].Address == "10.0.0.22"  # type: ignore[index]
+
+
+def test_a_function_the_file_catalog_lacks_fails_naming_it(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    write_catalog(catalog, {"web": [{"id": "web-a", "address": "10.0.0.1", "port": 80}]})
+    src, dest = tmp_path / "t.ctmpl", tmp_path / "out.conf"
+    src.write_text('{{ range node "x" }}{{ end }}')
+    done = render_once(["-catalog", f"file://{catalog}"], src, dest)
+    assert done.returncode == 14
+    assert "catalog.node: not available with the file catalog" in done.stderr
