@@ -11,7 +11,7 @@ from ctmpl.config.model import TemplateConfig
 from ctmpl.errors import TemplateError
 from ctmpl.model import Instance
 from ctmpl.template.engine import Template
-from tests.test_dependencies import FakeCatalog
+from tests.test_render import FakeCatalog
 
 
 def render(text: str, brain: Brain | None = None, **options: object) -> bytes:

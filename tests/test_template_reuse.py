@@ -22,7 +22,7 @@ from ctmpl.sources.base import parse_service
 from ctmpl.sources.file import FileCatalog
 from ctmpl.template.engine import Rendered, Template
 from tests.foundation_util import ROOT
-from tests.test_dependencies import FakeCatalog
+from tests.test_render import FakeCatalog
 
 NGINX = ROOT / "templates" / "nginx.conf.j2"
 HAPROXY = ROOT / "templates" / "haproxy.cfg.j2"
