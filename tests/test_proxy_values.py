@@ -18,7 +18,7 @@ from ctmpl.template.proxy_values import (
     server_names,
     zone_size,
 )
-from tests.test_template_engine import render
+from tests.test_engine import render
 
 
 def inst(ident: str = "i1", address: str = "10.0.0.1", node: str = "n1", **meta: str) -> Instance:
