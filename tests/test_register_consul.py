@@ -13,7 +13,7 @@ import pytest
 from tests.daemon import daemon, render_daemons, wait_for
 from tests.fixtures_consul import ConsulFixture
 from tests.fixtures_etcd import free_port
-from tests.test_register_etcd import FAST, TcpBackend
+from tests.test_etcd_registry import FAST, TcpBackend
 
 TEMPLATE = ('{% for i in service("web") %}{{ i.ID }} {{ i.Address }}:{{ i.Port }} '
             '{{ i.Tags|join(",") }}\n{% endfor %}')
