@@ -1,6 +1,7 @@
 """Orchestration: watches feed the brain, groups quiesce, the pipeline renders and reloads.
 
-One asyncio task group of watches (``ctmpl.watch``); this loop only decides *when* a
+One task group (``ctmpl.tasks``) owns every background task: the watches
+(``ctmpl.watch``), the catalog's own, the exec child's; this loop only decides *when* a
 reload group runs: at once for its first complete render, then after its ``wait``
 quiescence. Templates that share a command form one group: one timer, one check, one
 reload per burst.
@@ -126,16 +127,15 @@ class Runner:
         self.pipeline = self._pipeline()
         if isinstance(self.catalog, FileCatalog) and not self.config.once:
             self.catalog.start()
-        tasks.set_crash_handler(self._on_task_crash)
-        try:
-            if not self.config.once:
-                await self.ops.start()
-            return await self._loop()
-        finally:
-            tasks.set_crash_handler(None)
-            await self.ops.stop()
-            await self.watcher.aclose()
-            await self.catalog.aclose()
+        async with tasks.running(tasks.TaskGroup(self._on_task_crash)):
+            try:
+                if not self.config.once:
+                    await self.ops.start()
+                return await self._loop()
+            finally:
+                await self.ops.stop()
+                await self.watcher.aclose()
+                await self.catalog.aclose()
 
     def _policy(self) -> WatchPolicy:
         catalog = self.config.catalog

@@ -1,17 +1,21 @@
-"""Background tasks that must never die silently.
+"""The task group: one owner for every background task, and no task that dies silently.
 
-A watch task that ends with an unexpected exception (a bug, not a catalog error: those are
-retried inside the task) would leave ctmpl running without that watch, its templates never
-rendered again. ``spawn`` creates a task whose unexpected end is logged with its traceback
-and reported to the handler the runner installs, which stops the daemon with exit code 1
-so that a supervisor restarts it.
+Every task ctmpl starts in the background (a watch, a catalog-wide long-poll, an etcd
+watch stream, a file re-read, the exec child's waiter, the reaper) is created with
+``spawn``. While a runner runs, ``spawn`` puts it in the runner's ``TaskGroup``: a task that
+ends with an unexpected exception (a bug, not a catalog error: those are retried inside the
+task) is logged with its traceback and reported to the group's crash handler, which stops
+the daemon with exit code 1 so that a supervisor restarts it, instead of leaving it running
+without that watch; and when the runner ends, the group cancels whatever is still running.
+Outside a runner (a source used on its own), ``spawn`` still logs such a death.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -19,29 +23,57 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 CrashHandler = Callable[[str, BaseException], None]
 
-_handler: CrashHandler | None = None
+
+class TaskGroup:
+    """Owns background tasks: reports an unexpected death, cancels the rest at the end."""
+
+    def __init__(self, on_crash: CrashHandler | None = None) -> None:
+        self._on_crash = on_crash
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        """``asyncio.create_task`` whose unexpected exception is logged and reported."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        assert exc is not None
+        name = task.get_name()
+        log.error("internal task %r died: %r", name, exc, exc_info=exc)
+        if self._on_crash is not None:
+            self._on_crash(name, exc)
+
+    async def aclose(self) -> None:
+        """Cancel every task still running and wait for them to end."""
+        while self._tasks:
+            pending = list(self._tasks)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
-def set_crash_handler(handler: CrashHandler | None) -> None:
-    """Install (or, with None, remove) what is told when a spawned task dies."""
-    global _handler
-    _handler = handler
+_loose = TaskGroup()  # tasks spawned outside a runner: their deaths are only logged
+_current: TaskGroup | None = None
 
 
 def spawn(coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
-    """``asyncio.create_task`` whose unexpected exception is logged and reported."""
-    task = asyncio.create_task(coro, name=name)
-    task.add_done_callback(_check)
-    return task
+    """Start ``coro`` as a task of the running group (see the module docstring)."""
+    return (_current or _loose).spawn(coro, name)
 
 
-def _check(task: asyncio.Task[Any]) -> None:
-    if task.cancelled():
-        return
-    exc = task.exception()
-    if exc is None:
-        return
-    name = task.get_name()
-    log.error("internal task %r died: %r", name, exc, exc_info=exc)
-    if _handler is not None:
-        _handler(name, exc)
+@contextlib.asynccontextmanager
+async def running(group: TaskGroup) -> AsyncIterator[TaskGroup]:
+    """Make ``group`` the owner of every task spawned inside; cancel them all at the end."""
+    global _current
+    previous, _current = _current, group
+    try:
+        yield group
+    finally:
+        _current = previous
+        await group.aclose()

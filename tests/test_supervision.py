@@ -21,6 +21,7 @@ from ctmpl.runner import Runner
 from ctmpl.sources.consul_http import Answer
 from ctmpl.sources.consul_poll import Poll
 from ctmpl.watch import Watcher, WatchPolicy
+from tests.daemon import poll_until
 from tests.foundation_util import load, template
 
 
@@ -37,21 +38,18 @@ async def test_a_watch_task_that_dies_is_logged_and_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     crashed: list[str] = []
-    tasks.set_crash_handler(lambda name, exc: crashed.append(f"{name}: {exc}"))
+    group = tasks.TaskGroup(lambda name, exc: crashed.append(f"{name}: {exc}"))
 
     def emit(key: str, data: object) -> None:
         raise RuntimeError("a bug in a callback")
 
     watcher = Watcher(WatchPolicy(), emit, lambda k, e: None)
-    try:
-        watcher.add(OneQuery())
-        for _ in range(100):
-            if crashed:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        tasks.set_crash_handler(None)
-        await watcher.aclose()
+    async with tasks.running(group):
+        try:
+            watcher.add(OneQuery())
+            await poll_until(lambda: bool(crashed))
+        finally:
+            await watcher.aclose()
     assert crashed == ["watch q: a bug in a callback"]
     record = next(r for r in caplog.records if "died" in r.getMessage())
     assert record.levelno == logging.ERROR and record.exc_info
