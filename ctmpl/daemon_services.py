@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ctmpl import gcpolicy, notify, telemetry
+from ctmpl import gcpolicy, notify, tasks, telemetry
 from ctmpl.config.model import Config, NginxConfig
 from ctmpl.errors import CtmplError
 from ctmpl.exec_child import ExecChild
@@ -63,7 +63,7 @@ class DaemonServices:
         if adopts_orphans():
             log.debug("adopting orphaned processes (PID 1 or subreaper): reaping them")
             protected = self.child_pids
-            self._reaper = asyncio.create_task(Reaper(protected).run(), name="reaper")
+            self._reaper = tasks.spawn(Reaper(protected).run(), name="reaper")
 
     def child_pids(self) -> set[int]:
         """Pids the reaper must leave to their owners."""

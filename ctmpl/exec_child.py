@@ -23,7 +23,7 @@ import random
 import signal
 from collections.abc import Callable, Mapping
 
-from ctmpl import telemetry
+from ctmpl import tasks, telemetry
 from ctmpl.config.model import ExecConfig
 from ctmpl.errors import CtmplError
 
@@ -98,7 +98,7 @@ class ExecChild:
             raise ExecError(f"exec {argv[0]}: cannot start: {exc.strerror or exc}") from None
         self._proc, self._expected_exit = proc, False
         log.info("exec: started %s (pid %d)", " ".join(argv), proc.pid)
-        self._waiter = asyncio.create_task(self._watch(proc), name=f"exec child {proc.pid}")
+        self._waiter = tasks.spawn(self._watch(proc), name=f"exec child {proc.pid}")
 
     async def _watch(self, proc: asyncio.subprocess.Process) -> None:
         code = exit_status(await proc.wait())
@@ -114,7 +114,7 @@ class ExecChild:
             return
         if self._pending is not None and not self._pending.done():
             return  # a reload is already on its way and will see the newest files
-        self._pending = asyncio.create_task(self._reload(), name="exec reload")
+        self._pending = tasks.spawn(self._reload(), name="exec reload")
 
     async def _reload(self) -> None:
         if self.cfg.splay > 0:

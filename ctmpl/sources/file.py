@@ -16,6 +16,7 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from ctmpl import tasks
 from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import SourceError
 from ctmpl.model import KVPair, summarize
@@ -113,7 +114,7 @@ class FileCatalog:
         """One parse at a time; edits during a parse cause one more parse after it."""
         self._again = True
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._reread(), name=f"read {self.path}")
+            self._task = tasks.spawn(self._reread(), name=f"read {self.path}")
 
     async def _reread(self) -> None:
         while self._again:
