@@ -59,24 +59,22 @@ EXPECTED_LINES = [
 ]
 
 
-def test_go_template_functions(seeded: SeededCatalog, tmp_path: Path) -> None:
-    require(seeded, "services", "service", "key", "keyOrDefault", "ls", "tree")
-    src, dest = tmp_path / "t.ctmpl", tmp_path / "out.conf"
-    src.write_text(GO)
-    done = render_once(seeded.args(), src, dest)
-    assert done.returncode == 0, done.stderr
-    assert dest.read_text().splitlines() == [
-        "db[] web[calico v2] ", *EXPECTED_LINES, "2"]
+# Jinja drops the newline after a block tag: its lines run together.
+RENDERINGS = {
+    "t.ctmpl": (GO, "\n".join(["db[] web[calico v2] ", *EXPECTED_LINES, "2"]) + "\n"),
+    "t.j2": (JINJA, "".join(["db[] web['calico', 'v2'] ", *EXPECTED_LINES]) + "\n"),
+}
 
 
-def test_jinja_template_functions(seeded: SeededCatalog, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(RENDERINGS))
+def test_template_functions(seeded: SeededCatalog, tmp_path: Path, name: str) -> None:
     require(seeded, "services", "service", "key", "keyOrDefault", "ls", "tree")
-    src, dest = tmp_path / "t.j2", tmp_path / "out.conf"
-    src.write_text(JINJA)
+    text, expected = RENDERINGS[name]
+    src, dest = tmp_path / name, tmp_path / "out.conf"
+    src.write_text(text)
     done = render_once(seeded.args(), src, dest)
     assert done.returncode == 0, done.stderr
-    # Jinja drops the newline after a block tag: the lines run together.
-    assert dest.read_text() == "".join(["db[] web['calico', 'v2'] ", *EXPECTED_LINES]) + "\n"
+    assert dest.read_text() == expected
 
 
 def test_a_daemon_follows_registrations_and_keys(seeded: SeededCatalog, tmp_path: Path) -> None:
