@@ -52,6 +52,30 @@ def next_index(old: int, new: int) -> int:
     return 0 if new < old or new <= 0 else new
 
 
+class FailureLog:
+    """Consecutive failures of one request, logged as every watch logs them: the first as a
+    WARNING, later ones at DEBUG, the recovery at INFO with the number of failed attempts."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.count = 0
+
+    def failed(self, message: str) -> int:
+        """Count and log one failure; returns how many in a row."""
+        self.count += 1
+        if self.count == 1:
+            log.warning("%s (retrying; keeping the last good data)", message)
+        else:
+            log.debug("%s (attempt %d)", message, self.count)
+        return self.count
+
+    def succeeded(self) -> None:
+        """An answer came: log the recovery after failures."""
+        if self.count:
+            log.info("%s: recovered after %d failed attempt(s)", self.key, self.count)
+            self.count = 0
+
+
 class QueryWatch:
     """The loop behind one query: fetch, apply the index rules, emit changed data."""
 
@@ -76,7 +100,7 @@ class QueryWatch:
         self._clock = clock
         self._rng = rng
         self._index = 0
-        self._failures = 0
+        self._failures = FailureLog(query.key)
         self._have_data = False
         self._last: object = None
 
@@ -101,9 +125,7 @@ class QueryWatch:
         except Exception as exc:
             return await self._failed(key, exc)
         telemetry.watch_ok(key)
-        if self._failures:
-            log.info("%s: recovered after %d failed attempt(s)", key, self._failures)
-            self._failures = 0
+        self._failures.succeeded()
         if 0 < index < self._index and self._on_reset is not None:
             self._on_reset(key)  # the registry restarted or lost its state
         self._index = next_index(self._index, index)
@@ -114,18 +136,14 @@ class QueryWatch:
         return True
 
     async def _failed(self, key: str, exc: Exception) -> bool:
-        self._failures += 1
         retry = self._policy.retry
         message = str(exc) if isinstance(exc, SourceError) else f"{key}: {exc!r}"
         telemetry.watch_error(key, message)
-        if self._failures == 1:
-            log.warning("%s (retrying; keeping the last good data)", message)
-        else:
-            log.debug("%s (attempt %d)", message, self._failures)
-        if not retry.enabled or (retry.attempts and self._failures >= retry.attempts):
+        failures = self._failures.failed(message)
+        if not retry.enabled or (retry.attempts and failures >= retry.attempts):
             self._fail(key, exc)
             return False
-        await self._sleep(backoff_delay(retry, self._failures, self._rng))
+        await self._sleep(backoff_delay(retry, failures, self._rng))
         return True
 
 
