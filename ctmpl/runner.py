@@ -39,7 +39,7 @@ from ctmpl.errors import (
     ProxyError,
     SourceError,
 )
-from ctmpl.groups import build_groups
+from ctmpl.groups import Group, build_groups
 from ctmpl.pipeline import PassResult, Pipeline
 from ctmpl.proxy import HaproxyController, NginxController, ProxyController
 from ctmpl.retry import ProxyRetry
@@ -312,9 +312,15 @@ class Runner:
         self._reload = False
         if self.reload_config is None:
             return
+        reload_config = self.reload_config
+
+        def load() -> tuple[Config, list[Group]]:
+            config = reload_config()
+            return config, build_groups(config)
+
         try:
-            config = self.reload_config()
-            groups = build_groups(config)
+            # Reading config files and compiling templates is file work: off the loop.
+            config, groups = await asyncio.to_thread(load)
             changed = config.catalog != self.config.catalog
             catalog = open_catalog(config.catalog) if changed else None
         except CtmplError as exc:
