@@ -278,11 +278,6 @@ def quote(text: str, *, ascii_only: bool = False, quote_char: str = '"') -> str:
     return "".join(out)
 
 
-def format_value(value: Any) -> str:
-    """``%v`` of one value (what ``{{ . }}`` prints for a non-string)."""
-    return format_arg(value, "v", _PLAIN)
-
-
 def format_mapping_key(value: Mapping[str, Any]) -> list[str]:
     """Keys of a Go map in fmt's (and range's) sorted order."""
     return sorted(value, key=_sort_key)
