@@ -19,7 +19,6 @@ from ctmpl.gotemplate.values import (
     NilPtr,
     StrMap,
     json_list,
-    str_list,
 )
 from ctmpl.model import Check, Instance, KVPair, Node, NodeService, NodeServices, ServiceSummary
 
@@ -287,7 +286,3 @@ def pairs_list(pairs: Any) -> GoList:
     """KV pairs as Go values."""
     return GoList.of("[]*dependency.KeyPair", [KeyPair(p) for p in pairs])
 
-
-def strings(items: Any) -> GoList:
-    """A []string."""
-    return str_list(items)
