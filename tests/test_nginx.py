@@ -59,7 +59,7 @@ def test_missing_binary_is_a_proxy_error(nginx_env: NginxEnv) -> None:
     with pytest.raises(ProxyError, match="cannot run '/nonexistent/nginx'"):
         ctl.test()
     with pytest.raises(ProxyError, match="cannot run"):
-        ctl.ensure_running()
+        ctl.start()
 
 
 # -- master() ----------------------------------------------------------------------------
@@ -241,7 +241,7 @@ def test_start_failure_reports_error_line(nginx_env: NginxEnv) -> None:
         blocker.bind(("127.0.0.1", nginx_env.port))
         blocker.listen()
         with pytest.raises(ProxyError, match=r"start failed.*bind\(\) to 127\.0\.0\.1"):
-            controller(nginx_env).ensure_running()
+            controller(nginx_env).start()
     assert nginx_env.master_pid() is None
 
 
@@ -249,7 +249,7 @@ def test_foreground_nginx_is_started_and_reaped(nginx_env: NginxEnv) -> None:
     cfg = dataclasses.replace(nginx_env.cfg, globals="daemon off;")
     nginx_env.config.write_text(nginx_env.main_conf().replace("daemon on;\n", ""))
     ctl = NginxController(cfg)
-    assert ctl.ensure_running() is True
+    ctl.start()
     pid = nginx_env.master_pid()
     assert pid is not None
     assert nginx_env.fetch("/_health") == (200, "ok\n")
@@ -258,23 +258,23 @@ def test_foreground_nginx_is_started_and_reaped(nginx_env: NginxEnv) -> None:
     assert not psutil.pid_exists(pid)  # reaped, not left as a zombie
 
 
-# -- ensure_running() --------------------------------------------------------------------
+# -- reconcile() with files older than the master ---------------------------------------------
 
 
-def test_ensure_running_starts_once(nginx_env: NginxEnv) -> None:
+def test_reconcile_starts_nginx_once(nginx_env: NginxEnv) -> None:
     ctl = controller(nginx_env)
-    assert ctl.ensure_running() is True
+    assert ctl.reconcile([]) == "started"
     pid = nginx_env.master_pid()
     assert pid is not None
-    assert ctl.ensure_running() is False
+    assert ctl.reconcile([]) == "current"
     assert nginx_env.master_pid() == pid
     assert nginx_env.fetch("/_health") == (200, "ok\n")
 
 
-def test_ensure_running_leaves_running_master(nginx_env: NginxEnv) -> None:
+def test_reconcile_leaves_a_master_started_after_the_files(nginx_env: NginxEnv) -> None:
     pid = nginx_env.start()
     workers = nginx_env.worker_pids()
-    assert controller(nginx_env).ensure_running() is False
+    assert controller(nginx_env).reconcile([]) == "current"
     assert nginx_env.master_pid() == pid
     assert nginx_env.worker_pids() == workers
 

@@ -110,14 +110,6 @@ class NginxController:
         self.start()
         return "started"
 
-    def ensure_running(self) -> bool:
-        """Start nginx when no master is alive; True when this call started it."""
-        if self.master() is not None:
-            log.debug("nginx: master is running, nothing to start")
-            return False
-        self.start()
-        return True
-
     def reconcile(self, files: Iterable[Path]) -> Reconciled:
         """Make sure nginx runs what ``files`` hold now (startup, or after a failed reload).
 

@@ -50,10 +50,6 @@ class ForegroundNginx(NginxController):
         self.reload(master)
         return "reloaded"
 
-    def ensure_running(self) -> bool:
-        """Never starts nginx: the exec supervisor owns the process."""
-        return False
-
     def reconcile(self, files: Iterable[Path]) -> Reconciled:
         """Reconcile a running child; before it runs there is nothing to do (it starts next)."""
         if self.master() is None:
