@@ -64,7 +64,6 @@ class Reaper:
         self._protected = protected
         self._interval = interval
         self._seen: set[int] = set()
-        self.reaped = 0
 
     def scan(self) -> list[int]:
         """Reap zombie children seen in the previous scan too; return their pids."""
@@ -81,7 +80,6 @@ class Reaper:
                     done.append(pid)
         self._seen = zombies - ready
         if done:
-            self.reaped += len(done)
             log.debug("reaped orphaned process(es) %s", ",".join(map(str, done)))
         return done
 
