@@ -3,6 +3,11 @@
 ``asyncio.to_thread`` uses the loop's default executor, which ``asyncio.run`` joins at
 exit: a long parse would then hold up a SIGTERM'd daemon until it finishes. A daemon
 thread is simply abandoned when the process exits, so a stop is never delayed.
+
+The rule for file work off the event loop: a parse that can take long and may be
+abandoned (a catalog file) uses ``in_daemon_thread``; short work on one destination
+(reading it, installing, rolling back, staging a check) uses ``asyncio.to_thread``, so a
+stop waits for a write once begun.
 """
 
 from __future__ import annotations
