@@ -6,7 +6,9 @@ the way its store holds them and gives the ctmpl flags that select it:
 
 - ``file``: a YAML file catalog, rewritten atomically on every change;
 - ``etcd``: a real etcd; instances as JSON under ``/services/<name>/<id>``;
-- ``consul``: the Consul API double (or a real agent with ``CTMPL_CONSUL_BIN``).
+- ``consul``: the Consul API double (or a real agent with ``CTMPL_CONSUL_BIN``);
+- ``zk``: a real ZooKeeper; instances as JSON nodes under ``<prefix>/<name>/<id>``, KV keys
+  as nodes from the root (the test's ``/app`` is cleared first: the server is shared).
 
 A new catalog joins by adding an adapter with the ``SeededCatalog`` methods and its name to
 ``CATALOGS``; ``supports`` lists the template functions it answers, so a test of a function
@@ -117,12 +119,44 @@ class ConsulSeed:
         return ["-consul-addr", self._consul.addr]
 
 
+class ZkSeed:
+    """ZooKeeper: one JSON node per instance below the test's prefix; KV keys as nodes."""
+
+    name = "zk"
+    supports = ALL - {"nodes"}  # registrations in ZooKeeper carry no node
+
+    def __init__(self, client: Any, hosts: str, prefix: str) -> None:
+        self._zk, self._hosts, self._prefix = client, hosts, prefix
+        if self._zk.exists("/app"):
+            self._zk.delete("/app", recursive=True)
+
+    def register(self, id: str, name: str, address: str, port: int, *,
+                 tags: tuple[str, ...] = (), status: str = "passing") -> None:
+        value = {"Address": address, "Port": port, "Tags": list(tags), "Status": status}
+        self._set(f"{self._prefix}/{name}/{id}", json.dumps(value))
+
+    def put(self, key: str, value: str) -> None:
+        self._set(f"/{key}", value)
+
+    def args(self) -> list[str]:
+        return ["-catalog", f"zk://{self._hosts}{self._prefix}"]
+
+    def _set(self, path: str, value: str) -> None:
+        if self._zk.exists(path):
+            self._zk.set(path, value.encode())
+        else:
+            self._zk.create(path, value.encode(), makepath=True)
+
+
 # name → how to build the adapter from the pytest request (fixtures are started lazily, so a
 # file-catalog run never starts etcd or Consul).
 CATALOGS: dict[str, Callable[[pytest.FixtureRequest, Path], SeededCatalog]] = {
     "file": lambda request, tmp_path: FileSeed(tmp_path),
     "etcd": lambda request, tmp_path: EtcdSeed(request.getfixturevalue("etcd")),
     "consul": lambda request, tmp_path: ConsulSeed(request.getfixturevalue("consul")),
+    "zk": lambda request, tmp_path: ZkSeed(request.getfixturevalue("zk"),
+                                           request.getfixturevalue("zk_server").hosts,
+                                           request.getfixturevalue("zk_prefix")),
 }
 
 

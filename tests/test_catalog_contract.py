@@ -1,5 +1,6 @@
-"""The contract every catalog keeps: the template functions answer alike over file, etcd and
-Consul (the double, or a real agent), with ``-once`` and as a daemon following changes.
+"""The contract every catalog keeps: the template functions answer alike over file, etcd,
+ZooKeeper and Consul (the double, or a real agent), with ``-once`` and as a daemon following
+changes.
 
 The adapters and the list of catalogs are in ``tests/catalog_contract.py``.
 """
