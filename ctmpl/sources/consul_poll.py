@@ -24,7 +24,7 @@ from ctmpl import gcpolicy
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
 from ctmpl.sources.consul_http import Answer
-from ctmpl.watch import backoff_delay
+from ctmpl.watch import FailureLog, backoff_delay, next_index
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Poll:
         self._on_answer = on_answer
         self._on_error = on_error
         self.index = 0
-        self.failures = 0
+        self._failures = FailureLog(key)
 
     async def run(self) -> None:
         """Poll forever (cancel to stop)."""
@@ -71,10 +71,8 @@ class Poll:
             except Exception as exc:
                 await self._failed(exc)
                 continue
-            if self.failures:
-                log.info("%s: recovered after %d failed attempt(s)", self.key, self.failures)
-                self.failures = 0
-            self.index = index if index >= asked else 0
+            self._failures.succeeded()
+            self.index = next_index(asked, index)
             if index == asked and loop.time() - started < _MIN_GAP / 10:
                 await asyncio.sleep(_MIN_GAP)
 
@@ -95,7 +93,6 @@ class Poll:
         return answer.index
 
     async def _failed(self, exc: Exception) -> None:
-        self.failures += 1
         self.index = 0
         if isinstance(exc, SourceError):
             error = exc
@@ -103,9 +100,7 @@ class Poll:
             log.error("%s: unexpected failure", self.key, exc_info=exc)
             error = SourceError(f"{self.key}: {exc!r}")
         if self._on_error(error):
-            self.failures = 0
-        elif self.failures == 1:
-            log.warning("%s (retrying; keeping the last good data)", error)
+            self._failures.count = failures = 0  # handled (a fallback): nothing to report
         else:
-            log.debug("%s (attempt %d)", error, self.failures)
-        await asyncio.sleep(backoff_delay(self._retry, self.failures))
+            failures = self._failures.failed(str(error))
+        await asyncio.sleep(backoff_delay(self._retry, failures))
