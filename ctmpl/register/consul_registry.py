@@ -57,7 +57,7 @@ class ConsulRegistry:
         }
         self._timeout = timeout
         self._registered = False
-        self._epoch = -1
+        self._registered_in = -1  # the connection generation of the last registration
 
     async def healthy(self, detail: str) -> str | None:
         """Pass the TTL check; register first when the agent does not know the service."""
@@ -83,7 +83,7 @@ class ConsulRegistry:
         await self._http.aclose()
 
     async def _update(self, verb: str, status: str, detail: str) -> str | None:
-        if self._registered and self._epoch == self._http.epoch:
+        if self._registered and self._registered_in == self._http.connection_generation:
             try:
                 await self._put(f"/v1/agent/check/{verb}/{self._check_id}", [("note", detail)])
                 return None
@@ -94,11 +94,11 @@ class ConsulRegistry:
         else:
             again = "registered again after a lost connection," if self._registered \
                 else "registered"
-        epoch = self._http.epoch
+        generation = self._http.connection_generation
         check = {**self._check, "Status": status}
         await self._put("/v1/agent/service/register", [], {**self._definition, "Check": check})
         await self._put(f"/v1/agent/check/{verb}/{self._check_id}", [("note", detail)])
-        self._registered, self._epoch = True, epoch
+        self._registered, self._registered_in = True, generation
         return f"{self.what}: {again} as {status}"
 
     async def _put(self, path: str, query: list[tuple[str, str]], body: Any = None) -> None:

@@ -8,8 +8,10 @@ needs response headers the client does not expose (``X-Consul-LastContact`` for 
 Every failure becomes a ``SourceError`` that starts with the query's key and names the agent's
 ``host:port``, never a URL or a credential; an error status is an ``HTTPStatusError`` carrying
 the status. A ``429`` is a retryable SourceError like any other. The pool holds at most
-``max_connections`` connections: requests beyond it wait for a free one. ``epoch`` counts
-transport failures (the agent may have restarted), for callers that must act on that.
+``max_connections`` connections: requests beyond it wait for a free one. The *connection
+generation* (``connection_generation``) moves with every transport failure: requests of a
+later generation may reach an agent that restarted meanwhile, for callers that must act on
+that.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class AgentHTTP:
             else None
         )
         self._session: aiohttp.ClientSession | None = None
-        self.epoch = 0  # bumped by every transport failure: the agent may have restarted
+        self.connection_generation = 0  # moves with every transport failure
 
     async def get(
         self, key: str, path: str, query: list[tuple[str, str]], timeout: float
@@ -165,10 +167,10 @@ class AgentHTTP:
         except SourceError:
             raise
         except TimeoutError:
-            self.epoch += 1
+            self.connection_generation += 1
             raise SourceError(f"{key}: no answer within {timeout:g}s ({self.hostport})") from None
         except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
-            self.epoch += 1
+            self.connection_generation += 1
             raise SourceError(f"{key}: {self._describe(exc)}") from None
 
     async def aclose(self) -> None:
