@@ -4,7 +4,11 @@ One asyncio task per distinct query key. The rules (consul-template's ``watch/vi
 and Consul's "Blocking Queries" documentation):
 
 - pass the last index; an unchanged index or equal data emits nothing;
-- an index that goes backwards resets to 0 (the next query answers at once);
+- an index that goes backwards resets to 0 (the next query answers at once), and tells
+  the runner the registry restarted or lost its state (``on_reset``);
+- a source that versions its data itself (Consul's feeds do: the agent's indexes start over
+  when it restarts) serves ``versioned_index``, which drops at each registry restart so
+  that the rule above applies to it too;
 - at least ``min_interval`` plus jitter between the starts of two fetches of one query;
 - errors back off exponentially up to a cap and are retried forever by default, logged
   once with the query key, and the recovery is logged; the last good data stays.
@@ -50,6 +54,16 @@ def backoff_delay(retry: Retry, failures: int, rng: Callable[[], float] = random
 def next_index(old: int, new: int) -> int:
     """The index to pass next: a backwards (or zero) index resets to 0 so the query answers."""
     return 0 if new < old or new <= 0 else new
+
+
+_TOP, _RESTART_STEP = 1 << 62, 1 << 32
+
+
+def versioned_index(version: int, restarts: int) -> int:
+    """The index of data versioned by its source (``version`` moves with every change),
+    lowered by each of ``restarts`` registry restarts: a watch sees a restart as the
+    backwards index a registry's own index would show."""
+    return version + _TOP - _RESTART_STEP * restarts
 
 
 class FailureLog:

@@ -10,7 +10,14 @@ import pytest
 
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
-from ctmpl.watch import QueryWatch, Watcher, WatchPolicy, backoff_delay, next_index
+from ctmpl.watch import (
+    QueryWatch,
+    Watcher,
+    WatchPolicy,
+    backoff_delay,
+    next_index,
+    versioned_index,
+)
 
 Step = tuple[object, int] | BaseException
 
@@ -230,3 +237,11 @@ async def test_watcher_one_task_per_key() -> None:
     assert watcher.keys() == {"b"}
     await watcher.aclose()
     assert watcher.keys() == set()
+
+
+def test_a_versioned_index_drops_at_each_restart_so_watches_reset() -> None:
+    before = versioned_index(10**6, restarts=0)
+    after = versioned_index(10**6 + 1, restarts=1)
+    assert 0 < after < before and versioned_index(1, 0) > versioned_index(10**9, 1)
+    assert next_index(before, after) == 0, "a restart resets the watch's index"
+    assert next_index(after, versioned_index(10**6 + 2, restarts=1)) > after

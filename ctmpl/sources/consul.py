@@ -51,6 +51,7 @@ from ctmpl.sources.consul_feed import (
 from ctmpl.sources.consul_http import AgentHTTP, Answer, decode_value, parse_address
 from ctmpl.sources.consul_poll import Params
 from ctmpl.sources.consul_ui_catalog import UICatalog
+from ctmpl.watch import versioned_index
 
 __all__ = ["ConsulCatalog", "ConsulQuery", "aggregated_status", "parse_address"]
 
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 OTHER_DC_POLL = 5.0  # seconds between reads of a query for another datacenter
 _READ_TIMEOUT = 15.0  # a non-blocking read
 _TIMEOUT_MARGIN = 5.0  # on top of wait + wait/16 for a long-poll
-_TOP, _EPOCH = 1 << 62, 1 << 32  # query indexes: each agent restart starts an epoch lower
 
 FeedKind = Literal["catalog", "kv", "none"]
 Refresh = Callable[[], Awaitable[tuple[object, int]]]
@@ -107,7 +107,7 @@ class ConsulQuery:
                 if self._version == 0 or data != self._data:
                     self._data, self._version = data, self._version + 1
                 self._stamp, self._read_at = stamp, loop.time()
-            current = self._version + _TOP - _EPOCH * (feed.restarts if feed else 0)
+            current = versioned_index(self._version, feed.restarts if feed else 0)
             if index != current:
                 return self._data, current
             remaining = deadline - loop.time()
