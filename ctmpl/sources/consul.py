@@ -37,7 +37,7 @@ from ctmpl.logs import TRACE
 from ctmpl.model import Instance, KVPair, Node, ServiceSummary, sort_instances
 from ctmpl.sources import consul_decode as decode
 from ctmpl.sources.base import Query, ServiceSpec, kv_path, relative_pairs
-from ctmpl.sources.consul_decode import Seen, aggregated_status
+from ctmpl.sources.consul_decode import DecodeCache, aggregated_status
 from ctmpl.sources.consul_feed import (
     ANY,
     NODES,
@@ -178,7 +178,7 @@ class ConsulCatalog:
     def services(self) -> Query:
         """``/v1/catalog/services``: every service name with the union of its tags."""
         key = "catalog.services"
-        seen: Seen[ServiceSummary | None] = Seen()
+        decoded: DecodeCache[ServiceSummary | None] = DecodeCache()
         known: dict[str, tuple[frozenset[str], ServiceSummary | None]] = {}
 
         async def refresh() -> tuple[object, int]:
@@ -186,9 +186,9 @@ class ConsulCatalog:
             if feed.mode == "ui":
                 return feed.cached(SERVICES, partial(_summaries, key, known)), 0
             index, body = feed.classic_body("services")
-            out = [seen.get([n, t], partial(decode.summary, key, n, t))
+            out = [decoded.get([n, t], partial(decode.summary, key, n, t))
                    for n, t in sorted((body or {}).items())]
-            seen.done()
+            decoded.done()
             return tuple(s for s in out if s is not None), index
 
         return ConsulQuery(self, key, SERVICES, refresh, "catalog")
@@ -203,7 +203,7 @@ class ConsulCatalog:
             params.append(("passing", "1"))
         if spec.dc:
             params.append(("dc", spec.dc))
-        seen: Seen[Instance | None] = Seen()
+        decoded: DecodeCache[Instance | None] = DecodeCache()
         path = f"/v1/health/service/{spec.name}"
 
         def pick(instances: Any) -> tuple[Instance, ...]:
@@ -211,8 +211,8 @@ class ConsulCatalog:
 
         async def read() -> tuple[object, int]:
             answer = await self.read(key, path, tuple(params))
-            out = [seen.get(e, partial(decode.instance, key, e)) for e in answer.body or []]
-            seen.done()
+            out = [decoded.get(e, partial(decode.instance, key, e)) for e in answer.body or []]
+            decoded.done()
             return pick(out), answer.index
 
         async def refresh() -> tuple[object, int]:
@@ -229,7 +229,7 @@ class ConsulCatalog:
     def nodes(self) -> Query:
         """``/v1/catalog/nodes``: every node of the datacenter."""
         key = "catalog.nodes"
-        seen: Seen[Node | None] = Seen()
+        decoded: DecodeCache[Node | None] = DecodeCache()
 
         async def refresh() -> tuple[object, int]:
             feed = self.catalog_feed
@@ -238,8 +238,8 @@ class ConsulCatalog:
             else:
                 answer = await self.read(key, "/v1/catalog/nodes", ())
                 index, body = answer.index, answer.body
-            out = [seen.get(n, partial(decode.node, key, n)) for n in body or []]
-            seen.done()
+            out = [decoded.get(n, partial(decode.node, key, n)) for n in body or []]
+            decoded.done()
             return tuple(sorted((n for n in out if n is not None), key=lambda n: n.Node)), index
 
         return ConsulQuery(self, key, NODES, refresh, "catalog")

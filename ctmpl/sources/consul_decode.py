@@ -53,20 +53,23 @@ def aggregated_status(checks: Iterable[Mapping[str, Any]]) -> str:
     return "passing"
 
 
-class Seen(Generic[T]):
-    """Results per distinct raw entry, so a bad entry is warned about once, not every poll."""
+class DecodeCache(Generic[T]):
+    """Decoded results per distinct raw entry, kept from one answer to the next: an entry
+    that did not change is not decoded again."""
 
     def __init__(self) -> None:
         self._old: dict[str, T] = {}
         self._new: dict[str, T] = {}
 
     def get(self, raw: Any, build: Callable[[], T]) -> T:
+        """The result of ``build()`` for ``raw``, or the one the last answer had for it."""
         key = json.dumps(raw, sort_keys=True, default=str)
         if key not in self._new:
             self._new[key] = self._old[key] if key in self._old else build()
         return self._new[key]
 
     def done(self) -> None:
+        """The answer is decoded: keep only its entries for the next one."""
         self._old, self._new = self._new, {}
 
 
