@@ -2,13 +2,13 @@
 
 Catalog data is untrusted input: a name that is not a safe identifier, an address that is
 neither an IP nor a hostname, or a port out of range drops that one entry with a warning
-naming it (see ``ctmpl.model``); everything else is kept.
+naming it, given once (``ctmpl.model.warn_once``, as every catalog does); everything else
+is kept.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
@@ -27,9 +27,8 @@ from ctmpl.model import (
     is_safe_name,
     is_valid_address,
     make_instance,
+    warn_once,
 )
-
-log = logging.getLogger(__name__)
 
 _NODE_MAINT = "_node_maintenance"
 _SERVICE_MAINT = "_service_maintenance:"
@@ -75,7 +74,7 @@ class DecodeCache(Generic[T]):
 
 def summary(key: str, name: Any, tags: Any) -> ServiceSummary | None:
     if not isinstance(name, str) or not is_safe_name(name):
-        log.warning("%s: service name %r is not a safe identifier (dropped)", key, name)
+        warn_once(f"{key}: service name {name!r} is not a safe identifier (dropped)")
         return None
     return ServiceSummary(Name=name, Tags=clean_tags(f"{key} {name}", tags or []))
 
@@ -97,7 +96,7 @@ def instance(key: str, entry: Mapping[str, Any]) -> Instance | None:
             status=aggregated_status(entry.get("Checks") or ()),
         )
     except InvalidEntry as err:
-        log.warning("%s (dropped)", err)
+        warn_once(f"{err} (dropped)")
         return None
     where = f"{key} {svc.get('ID')}"
     return replace(
@@ -132,11 +131,10 @@ def flags(entry: Mapping[str, Any]) -> int:
 def node(key: str, raw: Mapping[str, Any]) -> Node | None:
     name, address = raw.get("Node"), raw.get("Address")
     if not isinstance(name, str) or not is_safe_name(name):
-        log.warning("%s: node name %r is not a safe identifier (dropped)", key, name)
+        warn_once(f"{key}: node name {name!r} is not a safe identifier (dropped)")
         return None
     if not isinstance(address, str) or not is_valid_address(address):
-        log.warning("%s %s: address %r is not an IP address or hostname (dropped)", key, name,
-                    address)
+        warn_once(f"{key} {name}: address {address!r} is not an IP address or hostname (dropped)")
         return None
     return Node(
         Node=name,

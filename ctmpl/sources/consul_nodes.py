@@ -24,6 +24,7 @@ from ctmpl.model import (
     is_safe_name,
     is_valid_address,
     parse_port,
+    warn_once,
 )
 from ctmpl.sources.consul import ConsulCatalog, ConsulQuery
 from ctmpl.sources.consul_decode import node as decode_node
@@ -122,7 +123,7 @@ def _service(key: str, raw: Any) -> NodeService | None:
             raise InvalidEntry(f"{where}: address {address!r} is not an IP address or hostname")
         port = parse_port(raw.get("Port"))
     except InvalidEntry as err:
-        log.warning("%s (dropped)", err)
+        warn_once(f"{err} (dropped)")
         return None
     return NodeService(ID=sid, Service=name, Address=address, Port=port,
                        Tags=clean_tag_list(where, raw.get("Tags") or ()),
