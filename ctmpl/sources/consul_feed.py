@@ -160,7 +160,7 @@ class CatalogFeed(Feed):
         if mode == "classic":
             self._start_classic()
         else:
-            self._ui_poll = self._start("catalog.feed(ui/nodes)", UI_NODES, (), self._ui_answer)
+            self._start("catalog.feed(ui/nodes)", UI_NODES, (), self._ui_answer)
 
     # -- what queries read in ui mode ---------------------------------------------------
 
