@@ -37,16 +37,15 @@ from ctmpl.logs import TRACE
 from ctmpl.model import Instance, KVPair, Node, ServiceSummary, sort_instances
 from ctmpl.sources import consul_decode as decode
 from ctmpl.sources.base import Query, ServiceSpec, kv_path, relative_pairs
+from ctmpl.sources.change_signal import ANY, wait_changed
 from ctmpl.sources.consul_decode import DecodeCache, aggregated_status
 from ctmpl.sources.consul_feed import (
-    ANY,
     NODES,
     SERVICES,
     CatalogFeed,
     Feed,
     FeedMode,
     KeyFeed,
-    wait_changed,
 )
 from ctmpl.sources.consul_http import AgentHTTP, Answer, decode_value, parse_address
 from ctmpl.sources.consul_poll import Params
@@ -113,7 +112,10 @@ class ConsulQuery:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return self._data, current
-            await wait_changed(changed, remaining if changed else min(remaining, OTHER_DC_POLL))
+            if changed is None:  # another datacenter: read again every OTHER_DC_POLL seconds
+                await asyncio.sleep(min(remaining, OTHER_DC_POLL))
+            else:
+                await wait_changed(changed, remaining)
 
 
 class ConsulCatalog:

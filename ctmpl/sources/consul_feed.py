@@ -23,7 +23,6 @@ recorded in ``../shared/consul-api-samples/README.md``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -32,6 +31,7 @@ from typing import Any, Literal
 from ctmpl import tasks
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
+from ctmpl.sources.change_signal import ANY, ChangeSignal
 from ctmpl.sources.consul_http import Answer, HTTPStatusError
 from ctmpl.sources.consul_poll import Params, Poll, Request
 from ctmpl.sources.consul_ui_catalog import SnapshotError, UICatalog
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 SERVICES = "\0services"  # the stamp of the service list (names and their tags)
 NODES = "\0nodes"  # the stamp of the node list
-ANY = "\0any"  # moves with every change the feed sees
 FeedMode = Literal["auto", "ui", "classic"]
 UI_NODES = "/v1/internal/ui/nodes"
 _FALLBACK_STATUSES = (400, 403, 404, 405, 501)
@@ -53,11 +52,9 @@ class Feed:
         self._request = request
         self._retry = retry
         self._stale = stale
-        self._stamps: dict[str, int] = {}
-        self._floor = 0  # every name's stamp is at least this (a change that names none)
-        self._counter = 0
-        self._events: dict[str, asyncio.Event] = {}  # per name: set by its next change
-        self._attempted = asyncio.Event()
+        # Service names are matched without regard to case, as Consul matches them.
+        self._changes = ChangeSignal(fold=lambda name: str(name).lower())
+        self._attempts = ChangeSignal()  # moved by every answer or failure
         self._error: SourceError | None = None
         self._ready = False
         self._suspect = False  # a request failed since the last answer
@@ -65,17 +62,13 @@ class Feed:
         self._tasks: list[asyncio.Task[None]] = []
 
     def stamp(self, name: str) -> int:
-        """A number that grows whenever ``name`` changes (service names are matched
-        without regard to case, as Consul matches them)."""
-        return max(self._stamps.get(name.lower(), 0), self._floor)
+        """A number that grows whenever ``name`` changes (``ctmpl.sources.change_signal``)."""
+        return self._changes.stamp(name)
 
     def changed(self, name: str) -> asyncio.Event:
         """The event the next change of ``name`` sets; take it before reading, await it
         after (one event per name: a change wakes only the queries it concerns)."""
-        event = self._events.get(name.lower())
-        if event is None:
-            event = self._events[name.lower()] = asyncio.Event()
-        return event
+        return self._changes.changed(name)
 
     async def ready(self, key: str) -> None:
         """Return once the feed has data; before that, a failed attempt raises its error as
@@ -84,8 +77,7 @@ class Feed:
             if self._error is not None:
                 detail = str(self._error).partition(": ")[2] or str(self._error)
                 raise SourceError(f"{key}: {detail}")
-            attempted = self._attempted
-            await attempted.wait()
+            await self._attempts.changed(ANY).wait()
 
     async def aclose(self) -> None:
         """Stop every poll."""
@@ -102,22 +94,13 @@ class Feed:
         return poll
 
     def _touch(self, names: Iterable[str], everything: bool = False) -> None:
-        self._counter += 1
-        for name in {n.lower() for n in names} | {ANY}:
-            self._stamps[name] = self._counter
-            event = self._events.pop(name, None)
-            if event is not None:
-                event.set()
+        self._changes.touch(names)
         if everything:
-            self._floor = self._counter
-            events, self._events = self._events, {}
-            for event in events.values():
-                event.set()
+            self._changes.touch_all()
 
     def _attempt(self, error: SourceError | None) -> None:
         self._error = error
-        self._attempted.set()
-        self._attempted = asyncio.Event()
+        self._attempts.touch(())
 
     def _failed(self, error: SourceError) -> bool:
         # The agent may have restarted: its indexes start over and may repeat old values
@@ -287,9 +270,3 @@ def _node_marks(body: Any) -> dict[str, tuple[str, ...]]:
         [n.get("Address"), n.get("TaggedAddresses"), n.get("Meta")], sort_keys=True),)
         for n in body or ()}
 
-
-async def wait_changed(event: asyncio.Event | None, timeout: float) -> None:
-    """Wait for ``event`` (or just ``timeout`` without one); a timeout is not an error."""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(max(0.0, timeout)):
-            await (event or asyncio.Event()).wait()
