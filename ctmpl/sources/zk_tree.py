@@ -27,12 +27,14 @@ from kazoo.protocol.states import EventType, WatchedEvent
 
 from ctmpl.errors import SourceError
 from ctmpl.model import warn_once
+from ctmpl.sources.change_signal import ChangeSignal
 from ctmpl.sources.zk_client import Op, State, ZkConnection
 
 log = logging.getLogger("ctmpl.sources.zk")
 
 _CONNECTION_ERRORS = (ConnectionLoss, SessionExpiredError)
 _RETRY_AFTER = 1.0  # seconds before a read that failed unexpectedly is tried again
+_COMPLETE = "\0complete"  # woken by the first complete read (which moves every stamp)
 
 
 class Owner(Protocol):
@@ -65,17 +67,14 @@ class ZkTree:
         self._broken = False  # a read failed for connection reasons since the last reconnect
         self._changed: set[str] = set()
         self._started = False
-        self._counter = 0
-        self._floor = 0  # the stamp of every name that never changed
-        self._stamps: dict[str, int] = {}
-        self._events: dict[str, asyncio.Event] = {}
+        self._changes = ChangeSignal()
         self._watch: Any = None
 
     # -- queries -------------------------------------------------------------------------
 
     def stamp(self, name: str) -> int:
         """The index of ``name``'s data: it moves whenever that data changes."""
-        return self._stamps.get(name, self._floor)
+        return self._changes.stamp(name)
 
     async def wait(self, name: str, index: int, block: float, key: str) -> int:
         """``name``'s stamp once it differs from ``index``, or after ``block`` seconds.
@@ -85,43 +84,21 @@ class ZkTree:
         last good data stays, and the connection logs the outage once.
         """
         self._start()
-        loop = asyncio.get_running_loop()
         if not self.complete:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event("\0complete").wait(),
+                await asyncio.wait_for(self._changes.changed(_COMPLETE).wait(),
                                        self._conn.connect_timeout)
             if not self.complete and self._conn.connected:
                 raise SourceError(f"{key}: reading {self.root} from ZooKeeper at "
                                   f"{self._conn.hosts} timed out")
             if not self.complete:
                 raise SourceError(f"{key}: cannot connect to ZooKeeper at {self._conn.hosts}")
-        deadline = loop.time() + block
-        while True:
-            event = self._event(name)
-            stamp = self.stamp(name)
-            remaining = deadline - loop.time()
-            if stamp != index or remaining <= 0:
-                return stamp
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
-
-    def _event(self, name: str) -> asyncio.Event:
-        event = self._events.get(name)
-        if event is None:
-            event = self._events[name] = asyncio.Event()
-        return event
+        return await self._changes.wait_past(name, index, block)
 
     def _touch(self, names: Iterable[str], everything: bool) -> None:
-        self._counter += 1
         if everything:
-            self._floor = self._counter
-            events, self._events = self._events, {}
-            for event in events.values():
-                event.set()
-        for name in names:
-            self._stamps[name] = self._counter
-            if name in self._events:
-                self._events.pop(name).set()
+            self._changes.touch_all()
+        self._changes.touch(names)
 
     # -- reading -------------------------------------------------------------------------
 
