@@ -8,7 +8,6 @@ data stays, so a typo never empties a rendered config.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from ctmpl.sources.base import (
     filter_instances,
     relative_pairs,
 )
+from ctmpl.sources.change_signal import ANY, ChangeSignal, wait_changed
 from ctmpl.sources.file_parse import Snapshot, read_catalog
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class FileCatalog:
         self._views: dict[str, object] = {}
         self._old_views: dict[str, object] = {}
         self._last_error = ""
-        self._changed: asyncio.Event | None = None
+        self._changes = ChangeSignal()  # touched by every successful reload
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -99,7 +99,6 @@ class FileCatalog:
         if self._observer is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._changed = asyncio.Event()
         self._observer = Observer()
         self._observer.schedule(_Handler(self), str(self.path.parent), recursive=False)
         self._observer.daemon = True
@@ -153,18 +152,14 @@ class FileCatalog:
         self._old_views, self._views = self._views, {}
         self._generation += 1
         log.debug("catalog %s: reloaded (generation %d)", self.path, self._generation)
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = asyncio.Event()
+        self._changes.touch(())
         return True
 
     async def wait_past(self, index: int) -> tuple[Snapshot, int]:
-        """The snapshot once its generation passes ``index`` (or the block wait ends)."""
-        if index and index >= self._generation and self._changed is not None:
-            event = self._changed
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._wait):
-                    await event.wait()
+        """The snapshot once its generation passes ``index`` (or the block wait ends); only
+        a watched file (daemon mode) can change, so ``-once`` never waits."""
+        if index and index >= self._generation and self._loop is not None:
+            await wait_changed(self._changes.changed(ANY), self._wait)
         return self._snapshot, self._generation
 
     def view(self, query: _FileQuery) -> object:
