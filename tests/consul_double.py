@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import random
 import re
@@ -47,6 +46,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from ctmpl.sources.change_signal import ANY, ChangeSignal, wait_changed
 from tests.consul_filter import FilterError, compile_filter
 
 DATACENTER = "dc1"
@@ -223,7 +223,7 @@ class ConsulState:
         self.checks: dict[tuple[str, str], _Check] = {}
         self.kv: dict[str, _KV] = {}
         self.agent_node = node_name
-        self.changed = asyncio.Event()
+        self.changes = ChangeSignal()  # touched by every write
         idx = self._bump(("nodes", "checks"))
         self.nodes[node_name] = _Node(
             node_name,
@@ -248,8 +248,7 @@ class ConsulState:
             self.tables[table] = self.index
         for name in services:
             self.service_index[name] = self.index
-        self.changed.set()
-        self.changed = asyncio.Event()
+        self.changes.touch(())
         return self.index
 
     def _services_on(self, node: str) -> set[str]:
@@ -891,9 +890,7 @@ class ConsulDouble:
         jitter = 0.0 if kind == "streaming" else random.uniform(0, wait / 16)
         deadline = loop.time() + wait + jitter
         while index <= want and (remaining := deadline - loop.time()) > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await self.state.changed.wait()
+            await wait_changed(self.state.changes.changed(ANY), remaining)
             index, body = read()
         return index, body
 
