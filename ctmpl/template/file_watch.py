@@ -18,6 +18,8 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from ctmpl.sources.change_signal import ANY, ChangeSignal
+
 BLOCK_WAIT = 60.0  # how long one fetch blocks without a change (as a blocking query)
 _IGNORED = frozenset({"opened", "closed_no_write"})  # our own reads cause these
 
@@ -53,15 +55,15 @@ def _shared_observer() -> Any:
 
 
 class _Wake(FileSystemEventHandler):
-    def __init__(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, changes: ChangeSignal) -> None:
         self._loop = loop
-        self._event = event
+        self._changes = changes
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in _IGNORED or self._loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            self._loop.call_soon_threadsafe(self._event.set)
+            self._loop.call_soon_threadsafe(self._changes.touch, ())
 
 
 class FileQuery:
@@ -72,7 +74,8 @@ class FileQuery:
         self._wait = wait
         self._content: FileText | None = None
         self._generation = 0
-        self._changed: asyncio.Event | None = None
+        self._changes = ChangeSignal()  # touched by every event in the file's directory
+        self._read_at = 0  # the signal's stamp when the file was last read
         self._watch: Any = None
         self._handler: _Wake | None = None
 
@@ -81,31 +84,27 @@ class FileQuery:
         """``file(<absolute path>)``."""
         return f"file({self._path})"
 
-    def _start(self) -> asyncio.Event:
-        if self._changed is None:
-            self._changed = asyncio.Event()
-            self._handler = _Wake(asyncio.get_running_loop(), self._changed)
+    def _start(self) -> None:
+        if self._handler is None:
+            self._handler = _Wake(asyncio.get_running_loop(), self._changes)
             # An unwatchable directory (missing) still works: each fetch re-reads at
             # the end of its block wait, as a polling dependency would.
             with contextlib.suppress(OSError):
                 self._watch = _shared_observer().schedule(
                     self._handler, str(self._path.parent)
                 )
-        return self._changed
 
     async def fetch(self, index: int) -> tuple[object, int]:
         """(FileText, index); blocks while ``index`` is current until the file changes."""
-        changed = self._start()
+        self._start()
         if index and index == self._generation:
             try:
-                async with asyncio.timeout(self._wait):
-                    await changed.wait()
-            except TimeoutError:
-                pass
+                # Any event since the last read answers at once (the stamp moved).
+                await self._changes.wait_past(ANY, self._read_at, self._wait)
             except asyncio.CancelledError:
                 self.close()  # the watch was stopped: no template reads this file any more
                 raise
-            changed.clear()
+        self._read_at = self._changes.stamp(ANY)
         content = await asyncio.to_thread(_read, self._path)
         if content != self._content or not self._generation:
             self._content = content
