@@ -51,6 +51,12 @@ def backoff_delay(retry: Retry, failures: int, rng: Callable[[], float] = random
     return max(0.0, min(base * (0.75 + rng() / 2), retry.max_backoff))
 
 
+def went_back(old: int, new: int) -> bool:
+    """True when index ``new`` went below ``old``: the registry restarted or lost its state
+    (an answer without an index, 0, says nothing)."""
+    return 0 < new < old
+
+
 def next_index(old: int, new: int) -> int:
     """The index to pass next: a backwards (or zero) index resets to 0 so the query answers."""
     return 0 if new < old or new <= 0 else new
@@ -140,7 +146,7 @@ class QueryWatch:
             return await self._failed(key, exc)
         telemetry.watch_ok(key)
         self._failures.succeeded()
-        if 0 < index < self._index and self._on_reset is not None:
+        if went_back(self._index, index) and self._on_reset is not None:
             self._on_reset(key)  # the registry restarted or lost its state
         self._index = next_index(self._index, index)
         if self._have_data and data == self._last:

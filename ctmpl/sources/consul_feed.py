@@ -35,6 +35,7 @@ from ctmpl.sources.change_signal import ANY, ChangeSignal
 from ctmpl.sources.consul_http import Answer, HTTPStatusError
 from ctmpl.sources.consul_poll import Params, Poll, Request
 from ctmpl.sources.consul_ui_catalog import SnapshotError, UICatalog
+from ctmpl.watch import went_back
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class KeyFeed(Feed):
         self._start("kv.keys(/)", "/v1/kv/", (("keys", ""), ("separator", "/")), self._answer)
 
     def _answer(self, answer: Answer) -> None:
-        self.restarts += self._ready and answer.index < self._index
+        self.restarts += self._ready and went_back(self._index, answer.index)
         if self._ready and (answer.index != self._index or self._suspect):
             self._touch((), everything=True)
         self._suspect = False
@@ -163,7 +164,7 @@ class CatalogFeed(Feed):
     def _ui_answer(self, answer: Answer) -> None:
         catalog = self.ui_catalog or UICatalog()
         first = catalog is not self.ui_catalog
-        restarted = not first and answer.index < catalog.index
+        restarted = not first and went_back(catalog.index, answer.index)
         try:
             # After a failure the agent may have restarted: its indexes may repeat old
             # values for new data, so this answer is compared by content (no request: the
@@ -226,7 +227,7 @@ class CatalogFeed(Feed):
             old = self._classic.get(what)
             self._classic[what] = new
             self._bodies[what] = (ans.index, ans.body)
-            self.restarts += old is not None and new[0] < old[0]
+            self.restarts += old is not None and went_back(old[0], new[0])
             if old is not None and self._suspect:
                 self._touch((NODES, SERVICES), everything=True)
             elif old is not None and old[0] != new[0]:
