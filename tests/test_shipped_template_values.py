@@ -34,8 +34,9 @@ def nginx_render(tmp_path: Path, services: dict[str, Any], **variables: str) -> 
     return text
 
 
-def haproxy_render(tmp_path: Path, services: dict[str, Any]) -> str:
-    text = render(tmp_path, "haproxy.cfg.j2", {"services": services}, bind="127.0.0.1:1")
+def haproxy_render(tmp_path: Path, services: dict[str, Any], **variables: str) -> str:
+    text = render(tmp_path, "haproxy.cfg.j2", {"services": services},
+                  **{"bind": "127.0.0.1:1", **variables})
     out = tmp_path / "out.cfg"
     out.write_text(text)
     assert HAPROXY is not None
@@ -136,3 +137,25 @@ def test_haproxy_defaults_are_todays_values(tmp_path: Path) -> None:
     assert "    bind *:80" in text
     assert "hdr(host) -i web.example.com" in text
 
+
+
+UNTAGGED = {"web": [{"id": "w1", "node": "n1", "address": "10.0.0.5", "port": 8080}],
+            "api": [{"id": "a1", "node": "n1", "address": "10.0.0.6", "port": 9000,
+                     "tags": ["calico"]}]}
+
+
+@needs_nginx
+def test_nginx_empty_tag_publishes_every_service(tmp_path: Path) -> None:
+    (tmp_path / "calico").mkdir()
+    (tmp_path / "all").mkdir()
+    assert "upstream web {" not in nginx_render(tmp_path / "calico", UNTAGGED)
+    text = nginx_render(tmp_path / "all", UNTAGGED, tag="")
+    assert "upstream web {" in text and "    server 10.0.0.5:8080 max_fails" in text
+    assert "upstream api {" in text
+
+
+@needs_haproxy
+def test_haproxy_empty_tag_publishes_every_service(tmp_path: Path) -> None:
+    assert "backend web\n" not in haproxy_render(tmp_path, UNTAGGED)
+    text = haproxy_render(tmp_path, UNTAGGED, tag="")
+    assert "backend web\n" in text and "10.0.0.5:8080" in text and "backend api\n" in text
