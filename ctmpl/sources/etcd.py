@@ -2,9 +2,10 @@
 
 ``EtcdCatalog(config)`` reads ``config.etcd`` (endpoints, prefix, TLS, credentials).
 Service queries read the layouts described in ``registrations`` under the catalog
-prefix and share one watched cache of it; ``key()``/``tree()`` read raw etcd keys
-(not under the prefix), each range with its own shared cache. Indexes are etcd
-revisions: the revision of the last change to the watched range.
+prefix through one watched cache of it, indexed by service (``etcd_index``): a change
+costs work for its own service only, and wakes only the queries whose data it changed.
+``key()``/``tree()`` read raw etcd keys (not under the prefix), each range with its own
+shared cache. A query's index is the etcd revision of the last change to its own data.
 
 Dead instances leave when their lease expires: etcd deletes the key and the watch's
 delete event removes the instance. A lost connection raises SourceError from the
@@ -18,12 +19,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from aetcd import rpc, utils
 
 from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import QueryError, SourceError
-from ctmpl.model import Instance, KVPair, sort_instances, summarize
+from ctmpl.model import KVPair, sort_instances
 from ctmpl.sources.base import (
     UNPINNED,
     Pin,
@@ -33,13 +35,15 @@ from ctmpl.sources.base import (
     kv_path,
     relative_pairs,
 )
-from ctmpl.sources.etcd_cache import RangeCache
+from ctmpl.sources.change_signal import ANY, ChangeSignal, wait_changed
+from ctmpl.sources.etcd_cache import RangeCache, RangeView
 from ctmpl.sources.etcd_client import EtcdConnection, EtcdUnavailable
+from ctmpl.sources.etcd_index import SUMMARY, Answers, IndexView, ServiceIndex
 from ctmpl.sources.registrations import EntryParser, etcd_prefix, key_base
 
 log = logging.getLogger(__name__)
 
-View = Callable[[Mapping[bytes, bytes], int], object]
+Compute = Callable[["Pinned | None"], "tuple[object, int] | None"]
 
 # etcd has no nodes; this constant index makes a nodes() watch block quietly.
 _NODES_INDEX = 1
@@ -63,18 +67,33 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
-class EtcdQuery:
-    """One query over a shared range cache: ``view`` turns the raw values into data."""
+@dataclass(frozen=True)
+class Pinned:
+    """What one render reads: the service index and every range as they were at its start."""
 
-    def __init__(self, key: str, cache: RangeCache, wait: float, view: View) -> None:
+    services: IndexView | None
+    ranges: Mapping[int, RangeView]  # id(cache) -> its view
+
+
+class EtcdQuery:
+    """One query: ``answer`` gives (data, version) now or in a pinned state; ``fetch``
+    waits on ``signal.changed(name)`` while the version stays at the caller's index."""
+
+    def __init__(
+        self, key: str, cache: RangeCache, wait: float, *, signal: ChangeSignal, name: str,
+        answer: Compute,
+    ) -> None:
         self._key = key
         self.cache = cache
         self._wait = wait
-        self._view = view
+        self._signal = signal
+        self._name = name
+        self._answer = answer
 
-    def read(self, values: Mapping[bytes, bytes], revision: int) -> object:
-        """This query's data in a pinned version of its range."""
-        return self._view(values, revision)
+    def read(self, pinned: Pinned) -> object:
+        """This query's data in a pinned state (UNPINNED when that has none)."""
+        answer = self._answer(pinned)
+        return UNPINNED if answer is None else answer[0]
 
     @property
     def key(self) -> str:
@@ -82,12 +101,22 @@ class EtcdQuery:
         return self._key
 
     async def fetch(self, index: int) -> tuple[object, int]:
-        """(data, revision); blocks while ``index`` is current, up to block_query_wait."""
-        try:
-            values, revision = await self.cache.wait(index, self._wait)
-        except EtcdUnavailable as exc:
-            raise SourceError(f"{self._key}: {exc}") from exc
-        return self._view(values, revision), revision
+        """(data, version); blocks while ``index`` is current, up to block_query_wait."""
+        self.cache.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait
+        while True:
+            try:
+                await self.cache.established()
+            except EtcdUnavailable as exc:
+                raise SourceError(f"{self._key}: {exc}") from exc
+            event = self._signal.changed(self._name)
+            answer = self._answer(None)
+            assert answer is not None, "an established watch has read its range"
+            remaining = deadline - loop.time()
+            if answer[1] != index or remaining <= 0:
+                return answer
+            await wait_changed(event, remaining)
 
 
 class NodesQuery:
@@ -118,17 +147,17 @@ class EtcdCatalog:
         self._prefix = etcd_prefix(config.etcd.prefix)
         self._conn = EtcdConnection(config.etcd)
         self._caches: dict[tuple[bytes, bytes], RangeCache] = {}
-        self._entries = EntryParser(self._prefix)
+        self._index: ServiceIndex | None = None
+        self._answers = Answers()
         self._variant_check: asyncio.Task[None] | None = None
 
-    def _instances(self, values: Mapping[bytes, bytes]) -> list[Instance]:
-        """Registrations in the catalog range; an empty range triggers the slash check once."""
-        if not values and self._variant_check is None and slash_variant(self._prefix):
+    def _range_empty(self) -> None:
+        """The catalog prefix holds no keys: look next door once (see below)."""
+        if self._variant_check is None and slash_variant(self._prefix):
             with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule
                 self._variant_check = asyncio.get_running_loop().create_task(
                     self._warn_if_variant_has_keys()
                 )
-        return self._entries.instances(values)
 
     async def _warn_if_variant_has_keys(self) -> None:
         """One WARNING when the prefix is empty but its slash/no-slash twin holds keys.
@@ -164,18 +193,28 @@ class EtcdCatalog:
 
     def services(self) -> Query:
         """Every service name under the prefix with the union of its tags."""
-        return self._query("etcd.services", *_prefix_range(self._prefix), self._services_view)
+        key = "etcd.services"
+
+        def answer(view: IndexView) -> tuple[object, int]:
+            summary = view.summary
+            return self._answers.get(key, summary.seq, summary.version, lambda: summary.data)
+
+        return self._service_query(key, SUMMARY, answer)
 
     def service(self, spec: ServiceSpec) -> Query:
         """Instances of one service; ``~near`` is accepted and ignored (no node distances)."""
         if spec.dc:
             raise QueryError(f"service({spec.key!r}): etcd catalogs have no datacenters")
+        key = f"etcd.service({spec.key})"
 
-        def view(values: Mapping[bytes, bytes], revision: int) -> object:
-            instances = self._instances(values)
-            return sort_instances(filter_instances(spec, instances))
+        def answer(view: IndexView) -> tuple[object, int]:
+            state = view.service(spec.name)
+            return self._answers.get(
+                key, state.seq, state.version,
+                lambda: sort_instances(filter_instances(spec, state.instances)),
+            )
 
-        return self._query(f"etcd.service({spec.key})", *_prefix_range(self._prefix), view)
+        return self._service_query(key, spec.name, answer)
 
     def nodes(self) -> Query:
         """Always an empty tuple: etcd has no nodes."""
@@ -184,35 +223,37 @@ class EtcdCatalog:
     def key(self, path: str) -> Query:
         """One raw etcd key (not under the catalog prefix) as a KVPair, or None."""
         path = kv_path("key", path)
+        raw_key = path.encode()
 
-        def view(values: Mapping[bytes, bytes], revision: int) -> object:
-            raw = values.get(path.encode())
+        def view(values: RangeView) -> object:
+            raw = values.get(raw_key)
             return None if raw is None else KVPair(Key=path, Path=path, Value=_text(raw))
 
-        return self._query(f"etcd.key({path})", path.encode(), b"", view)
+        return self._raw_query(f"etcd.key({path})", raw_key, b"", view)
 
     def tree(self, prefix: str) -> Query:
         """Every raw etcd key below ``prefix`` as sorted KVPairs."""
         prefix = kv_path("tree", prefix, allow_empty=True)
 
-        def view(values: Mapping[bytes, bytes], revision: int) -> object:
+        def view(values: RangeView) -> object:
             return relative_pairs(prefix, ((_text(k), _text(v)) for k, v in values.items()))
 
-        return self._query(f"etcd.tree({prefix})", *_prefix_range(prefix), view)
+        return self._raw_query(f"etcd.tree({prefix})", *_prefix_range(prefix), view)
 
     def pin(self) -> Pin:
-        """Answer queries from the ranges as they are now: one revision per range per render.
+        """Answer queries from the catalog as it is now: one revision per range per render.
 
-        Service queries all read the prefix's range, so they see one revision together;
+        Service queries all read the prefix's index, so they see one revision together;
         ranges of raw keys are watched by their own streams and may be a moment apart.
         """
-        frozen = {id(c): c.current() for c in self._caches.values()}
+        index = self._index
+        pinned = Pinned(
+            services=index.view() if index is not None and index.ready else None,
+            ranges={id(c): c.view() for c in self._caches.values() if c.index},
+        )
 
         def read(query: Query) -> object:
-            if not isinstance(query, EtcdQuery):
-                return UNPINNED
-            pinned = frozen.get(id(query.cache))
-            return UNPINNED if pinned is None else query.read(*pinned)
+            return query.read(pinned) if isinstance(query, EtcdQuery) else UNPINNED
 
         return read
 
@@ -227,11 +268,39 @@ class EtcdCatalog:
         await asyncio.gather(*(cache.aclose() for cache in caches))
         await self._conn.aclose()
 
-    def _services_view(self, values: Mapping[bytes, bytes], revision: int) -> object:
-        return summarize(self._instances(values))
-
-    def _query(self, key: str, start: bytes, end: bytes, view: View) -> Query:
+    def _cache(self, start: bytes, end: bytes) -> RangeCache:
         cache = self._caches.get((start, end))
         if cache is None:
             cache = self._caches[start, end] = RangeCache(self._conn, start, end)
-        return EtcdQuery(key, cache, self._config.block_query_wait, view)
+        return cache
+
+    def _service_query(
+        self, key: str, name: str, answer: Callable[[IndexView], tuple[object, int]]
+    ) -> Query:
+        cache = self._cache(*_prefix_range(self._prefix))
+        index = self._index
+        if index is None:
+            parser = EntryParser(self._prefix)
+            index = self._index = ServiceIndex(cache, parser, self._range_empty)
+
+        def compute(pinned: Pinned | None) -> tuple[object, int] | None:
+            if pinned is None:
+                return answer(index.view(frozen=False))
+            return None if pinned.services is None else answer(pinned.services)
+
+        wait = self._config.block_query_wait
+        return EtcdQuery(key, cache, wait, signal=index.signal, name=name, answer=compute)
+
+    def _raw_query(
+        self, key: str, start: bytes, end: bytes, view: Callable[[RangeView], object]
+    ) -> Query:
+        cache = self._cache(start, end)
+
+        def compute(pinned: Pinned | None) -> tuple[object, int] | None:
+            values = cache.view(frozen=False) if pinned is None else pinned.ranges.get(id(cache))
+            if values is None:
+                return None
+            return self._answers.get(key, values.seq, values.index, lambda: view(values))
+
+        wait = self._config.block_query_wait
+        return EtcdQuery(key, cache, wait, signal=cache.signal, name=ANY, answer=compute)
