@@ -170,6 +170,16 @@ class EtcdServer:
         """Delete ``key``; return the revision after the delete."""
         return int(self._call("/v3/kv/deleterange", {"key": _b64(key)})["header"]["revision"])
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key that starts with ``prefix`` (every key for ""); the revision."""
+        start = end = b"\0"
+        if prefix:  # text keys: the last byte is below 0xFF
+            start = prefix.encode()
+            end = start[:-1] + bytes([start[-1] + 1])
+        body = {"key": base64.b64encode(start).decode(),
+                "range_end": base64.b64encode(end).decode()}
+        return int(self._call("/v3/kv/deleterange", body)["header"]["revision"])
+
     def get(self, key: str) -> str | None:
         """The value of ``key`` or None."""
         kvs = self._call("/v3/kv/range", {"key": _b64(key)}).get("kvs") or []
