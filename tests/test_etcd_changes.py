@@ -143,11 +143,15 @@ async def converge(etcd: EtcdServer, prefix: str, ops: list[Any]) -> None:
         await poll_until(lambda: len(last) == len(watched))
         await apply_all(etcd, live, prefix, ops)
         want = await fresh_answers(etcd, prefix)
+
+        def pinned() -> dict[str, object]:  # what a render would read now
+            pin = live.pin()
+            return {q.key: pin(q) for q in watched}
+
         with contextlib.suppress(TimeoutError):
-            await poll_until(lambda: last == want)
+            await poll_until(lambda: last == want and pinned() == want)
         assert last == want
-        pin = live.pin()
-        assert {q.key: pin(q) for q in watched} == want
+        assert pinned() == want
     finally:
         await watcher.aclose()
         await live.aclose()
