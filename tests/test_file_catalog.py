@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -175,3 +176,33 @@ def test_a_function_the_file_catalog_lacks_fails_naming_it(tmp_path: Path) -> No
     done = render_once(["-catalog", f"file://{catalog}"], src, dest)
     assert done.returncode == 14
     assert "catalog.node: not available with the file catalog" in done.stderr
+
+
+async def test_an_edit_wakes_only_the_changed_services_watches(tmp_path: Path) -> None:
+    def write(port: int) -> None:
+        path.write_text(json.dumps({"services": {
+            "web": [{"id": "w", "address": "10.0.0.1", "port": port}],
+            "api": [{"id": "a", "address": "10.0.0.2", "port": 90}]}}))
+
+    path = tmp_path / "catalog.json"
+    write(80)
+    catalog = catalog_at(path)
+    catalog.start()
+    waits: list[asyncio.Task[tuple[object, int]]] = []
+    try:
+        web, api = (catalog.service(parse_service(n)) for n in ("web", "api"))
+        api_before, index = await api.fetch(0)
+        waits += [asyncio.create_task(q.fetch(index)) for q in (web, api, catalog.services())]
+        await asyncio.sleep(0)  # every fetch is waiting now
+        write(81)
+        assert await catalog.reload()
+        web_data, new_index = await asyncio.wait_for(waits[0], 30)
+        assert new_index > index and web_data[0].Port == 81  # type: ignore[index]
+        await asyncio.wait_for(waits[2], 30)  # services() reads every service: woken too
+        await asyncio.sleep(0)
+        assert not waits[1].done()  # api is unchanged: its watch sleeps on
+        assert catalog.view(api) is api_before  # type: ignore[arg-type]
+    finally:
+        for task in waits:
+            task.cancel()
+        await catalog.aclose()

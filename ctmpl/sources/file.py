@@ -18,7 +18,7 @@ from watchdog.observers import Observer
 from ctmpl import tasks
 from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import SourceError
-from ctmpl.model import KVPair, summarize
+from ctmpl.model import KVPair
 from ctmpl.offloop import in_daemon_thread
 from ctmpl.sources.base import (
     UNPINNED,
@@ -58,13 +58,15 @@ class _Handler(FileSystemEventHandler):
 
 
 class _FileQuery:
-    def __init__(self, catalog: FileCatalog, key: str, derive: Any) -> None:
+    def __init__(self, catalog: FileCatalog, key: str, derive: Any,
+                 service: str | None = None) -> None:
         self.key = key
         self.catalog = catalog
         self._derive = derive
+        self.service = service  # the one service it reads (None: it reads more)
 
     async def fetch(self, index: int) -> tuple[object, int]:
-        _, generation = await self.catalog.wait_past(index)
+        _, generation = await self.catalog.wait_past(index, self.service)
         return self.catalog.view(self), generation
 
     def read(self, snapshot: Snapshot) -> object:
@@ -87,6 +89,10 @@ class FileCatalog:
         # is the same object from render to render (and reused blocks stay reusable).
         self._views: dict[str, object] = {}
         self._old_views: dict[str, object] = {}
+        # Per service: the generation its registrations last changed in (an edit wakes only
+        # the changed services' watches, through the change signal).
+        self._service_changed: dict[str, int] = {}
+        self._carried: frozenset[str] = frozenset()  # services unchanged by the last edit
         self._last_error = ""
         self._changes = ChangeSignal()  # touched by every successful reload
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -148,28 +154,61 @@ class FileCatalog:
         self._last_error = ""
         if snapshot == self._snapshot:
             return False
+        changed = self._carry_over(snapshot)
         self._snapshot = snapshot
         self._old_views, self._views = self._views, {}
         self._generation += 1
-        log.debug("catalog %s: reloaded (generation %d)", self.path, self._generation)
-        self._changes.touch(())
+        log.debug("catalog %s: reloaded (generation %d, %d service(s) changed)", self.path,
+                  self._generation, len(changed))
+        for name in changed:
+            self._service_changed[name] = self._generation
+        self._changes.touch(changed)  # wakes the changed services' queries and ANY's
         return True
 
-    async def wait_past(self, index: int) -> tuple[Snapshot, int]:
+    def _carry_over(self, snapshot: Snapshot) -> set[str]:
+        """Keep the previous version's registrations of every unchanged service (the very
+        same objects: their queries' data is then known unchanged without deriving it);
+        return the names of the services that changed."""
+        old, new = self._snapshot.by_name, snapshot.by_name
+        changed = set(old.keys() - new.keys())
+        summaries = self._snapshot.summaries
+        for name, group in new.items():
+            if old.get(name) == group:
+                new[name] = old[name]
+                if name in summaries:
+                    snapshot.summaries[name] = summaries[name]
+            else:
+                changed.add(name)
+        self._carried = frozenset(new.keys() - changed)
+        return changed
+
+    async def wait_past(self, index: int, service: str | None = None) -> tuple[Snapshot, int]:
         """The snapshot once its generation passes ``index`` (or the block wait ends); only
-        a watched file (daemon mode) can change, so ``-once`` never waits."""
-        if index and index >= self._generation and self._loop is not None:
-            await wait_changed(self._changes.changed(ANY), self._wait)
+        a watched file (daemon mode) can change, so ``-once`` never waits.
+
+        With ``service``: once that service's registrations change past ``index``.
+        """
+        if index and self._loop is not None and index >= self._changed_at(service):
+            await wait_changed(self._changes.changed(ANY if service is None else service),
+                               self._wait)
         return self._snapshot, self._generation
+
+    def _changed_at(self, service: str | None) -> int:
+        if service is None:
+            return self._generation
+        return self._service_changed.get(service, 0)
 
     def view(self, query: _FileQuery) -> object:
         """``query``'s data in the current version of the file."""
         value = self._views.get(query.key, UNPINNED)
         if value is UNPINNED:
-            value = query.read(self._snapshot)
             old = self._old_views.get(query.key, UNPINNED)
-            if old is not UNPINNED and old == value:
-                value = old
+            if old is not UNPINNED and query.service in self._carried:
+                value = old  # derived from the very same registrations
+            else:
+                value = query.read(self._snapshot)
+                if old is not UNPINNED and old == value:
+                    value = old
             self._views[query.key] = value
         return value
 
@@ -190,7 +229,7 @@ class FileCatalog:
 
     def services(self) -> Query:
         """Every service with the union of its tags."""
-        return _FileQuery(self, "file.services", lambda s: summarize(s.instances))
+        return _FileQuery(self, "file.services", lambda s: s.services())
 
     def service(self, spec: ServiceSpec) -> Query:
         """Instances of one service matching the spec's tag and status filters."""
@@ -198,6 +237,7 @@ class FileCatalog:
             self,
             f"file.service({spec.key})",
             lambda s: filter_instances(spec, s.by_name.get(spec.name, ())),
+            spec.name,
         )
 
     def nodes(self) -> Query:

@@ -27,10 +27,12 @@ from ctmpl.model import (
     Instance,
     InvalidEntry,
     Node,
+    ServiceSummary,
     is_safe_name,
     is_valid_address,
     make_instance,
     sort_instances,
+    summarize,
     warn_once,
 )
 from ctmpl.sources.file_decode import decode, read_text
@@ -53,6 +55,18 @@ class Snapshot:
         for inst in self.instances:
             groups.setdefault(inst.Name, []).append(inst)
         return {name: tuple(items) for name, items in groups.items()}
+
+    @functools.cached_property
+    def summaries(self) -> dict[str, ServiceSummary]:
+        """``services()`` entries by name, filled as they are asked for (see ``services``)."""
+        return {}
+
+    def services(self) -> tuple[ServiceSummary, ...]:
+        """Every service with the union of its tags, sorted by name."""
+        known = self.summaries
+        for name in self.by_name.keys() - known.keys():
+            known[name] = summarize(self.by_name[name])[0]
+        return tuple(known[name] for name in sorted(self.by_name))
 
 
 def read_catalog(path: Path) -> Snapshot:
