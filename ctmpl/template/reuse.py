@@ -142,7 +142,8 @@ class Session:
         self.data = data
         self.stats = ReuseStats()
         self._stable = stable  # ids of functions that are the same object in every render
-        self._open: list[tuple[tuple[int, Hashable] | None, tuple[Any, ...], Recording]] = []
+        self._open: list[tuple[tuple[int, Hashable] | None, tuple[Any, ...] | None,
+                               Recording]] = []
 
     def enter(self, site: int, key: Any, inputs: tuple[Any, ...]) -> str | None:
         """The kept output when nothing the block reads changed; else None (render it).
@@ -162,16 +163,17 @@ class Session:
                 self.cache.current[slot] = entry
                 self.stats.reused += 1
                 return entry.output
+        # Kept as they are now, before the body runs.
+        frozen = self._freeze(inputs) if slot is not None else None
         recording = Recording()
         self.data.recordings.append(recording)
-        self._open.append((slot, inputs, recording))
+        self._open.append((slot, frozen, recording))
         return None
 
     def leave(self, output: str) -> str:
         """The block rendered: keep its output with what it read."""
-        slot, inputs, recording = self._open.pop()
+        slot, frozen, recording = self._open.pop()
         self.data.recordings.remove(recording)
-        frozen = self._freeze(inputs) if slot is not None else None
         if slot is not None and frozen is not None and not recording.volatile:
             self.cache.current[slot] = _Entry(frozen, tuple(recording.uses), output)
         self.stats.rendered += 1
