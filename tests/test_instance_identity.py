@@ -11,7 +11,7 @@ import pytest
 from ctmpl.model import Instance, sort_instances
 from ctmpl.sources.base import parse_service
 from tests.fixtures_consul import ConsulFixture
-from tests.test_consul_source import make
+from tests.test_consul import make
 from tests.test_shipped_templates import NGINX, nginx_check
 from tests.test_shipped_templates_property import render
 
