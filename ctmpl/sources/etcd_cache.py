@@ -26,7 +26,8 @@ from typing import Protocol
 
 from aetcd import rpc
 
-from ctmpl.sources.change_signal import ChangeSignal
+from ctmpl import tasks
+from ctmpl.sources.change_signal import ANY, ChangeSignal
 from ctmpl.sources.etcd_client import EtcdConnection, EtcdUnavailable, Session, describe
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,6 @@ class RangeCache:
         self._listeners: list[RangeListener] = []
         self._error: EtcdUnavailable | None = None
         self._task: asyncio.Task[None] | None = None
-        self._state = asyncio.Event()  # set (and replaced) when the watch state changes
         self._label = "(all keys)" if start == b"\0" else start.decode("utf-8", "replace")
 
     def listen(self, listener: RangeListener) -> None:
@@ -105,7 +105,7 @@ class RangeCache:
         if self._task is not None and not self._task.done():
             return
         self._error = None
-        self._task = asyncio.create_task(self._run(), name=f"etcd watch {self._label}")
+        self._task = tasks.spawn(self._run(), name=f"etcd watch {self._label}")
 
     async def established(self) -> None:
         """Return once a watch is established and the values are current.
@@ -116,7 +116,7 @@ class RangeCache:
         while not self.watch_established:
             if self._error is not None:
                 raise self._error
-            await self._state.wait()
+            await self.signal.changed(ANY).wait()  # every change of state touches all
         if self._error is not None:
             raise self._error
 
@@ -143,8 +143,6 @@ class RangeCache:
                 await task
 
     def _state_changed(self) -> None:
-        self._state.set()
-        self._state = asyncio.Event()
         self.signal.touch_all()
         for listener in self._listeners:
             listener.state_changed()
