@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from aetcd import rpc, utils
 
+from ctmpl import tasks
 from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import QueryError, SourceError
 from ctmpl.model import KVPair, sort_instances
@@ -155,9 +156,9 @@ class EtcdCatalog:
         """The catalog prefix holds no keys: look next door once (see below)."""
         if self._variant_check is None and slash_variant(self._prefix):
             with contextlib.suppress(RuntimeError):  # no running loop: nothing to schedule
-                self._variant_check = asyncio.get_running_loop().create_task(
-                    self._warn_if_variant_has_keys()
-                )
+                asyncio.get_running_loop()
+                self._variant_check = tasks.spawn(self._warn_if_variant_has_keys(),
+                                                  name="etcd prefix check")
 
     async def _warn_if_variant_has_keys(self) -> None:
         """One WARNING when the prefix is empty but its slash/no-slash twin holds keys.
