@@ -25,7 +25,7 @@ from ctmpl.sources.etcd import EtcdCatalog
 from ctmpl.watch import Watcher, WatchPolicy
 from tests.daemon import poll_until
 from tests.fixtures_etcd import EtcdServer
-from tests.test_etcd_source import make_catalog
+from tests.test_etcd import make_catalog
 
 NAMES = ("web", "api", "services")  # "services": the flat layout's name under …/services
 SPECS = tuple(s for n in NAMES for s in (n, f"calico.{n}", f"{n}|any", f"{n}|passing,warning"))

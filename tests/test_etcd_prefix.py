@@ -16,7 +16,7 @@ from ctmpl.sources.registrations import etcd_prefix
 from tests.daemon import render_once
 from tests.fixtures_etcd import EtcdServer
 from tests.foundation_util import load
-from tests.test_etcd_source import make_catalog
+from tests.test_etcd import make_catalog
 
 TEMPLATE = """{% for s in service("web") %}{{ s.ID }} {{ s | hostPort }}
 {% endfor %}"""

@@ -18,7 +18,7 @@ from ctmpl.sources.etcd import EtcdCatalog
 from ctmpl.watch import Watcher, WatchPolicy
 from tests.daemon import poll_until
 from tests.fixtures_etcd import EtcdServer
-from tests.test_etcd_source import make_catalog
+from tests.test_etcd import make_catalog
 
 SERVICES = 3000
 INSTANCES = 3
