@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
 from ctmpl.config.model import TLS, CatalogConfig, EtcdConfig
 from ctmpl.errors import QueryError, SourceError
 from ctmpl.model import Instance, KVPair, ServiceSummary
-from ctmpl.sources.base import Query, parse_service
+from ctmpl.sources.base import parse_service
 from ctmpl.sources.etcd import EtcdCatalog
 from ctmpl.sources.registrations import split_host_port
 from tests.fixtures_etcd import EtcdServer, free_port
+from tests.queries import blocked, ids, until
 
 # Generous: a change normally arrives in milliseconds; only a stalled machine needs more.
 TIMEOUT = 15.0
@@ -36,29 +36,6 @@ async def catalog(etcd: EtcdServer) -> AsyncIterator[EtcdCatalog]:
         await cat.aclose()
 
 
-def addrs(data: Any) -> list[tuple[str, str, int, tuple[str, ...]]]:
-    return [(i.ID, i.Address, i.Port, i.Tags) for i in data]
-
-
-async def until(query: Query, ok: Callable[[Any], bool], index: int = 0) -> tuple[Any, int]:
-    """Fetch like ctmpl.watch does (blocking on the last index) until ``ok(data)``."""
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            try:
-                data, index = await query.fetch(index)
-            except SourceError:
-                await asyncio.sleep(0.1)
-                continue
-            if ok(data):
-                return data, index
-
-
-async def blocked(query: Query, index: int) -> asyncio.Task[tuple[object, int]]:
-    """A fetch that is blocked on ``index`` (checked not to have answered yet)."""
-    task = asyncio.create_task(query.fetch(index))
-    await asyncio.sleep(0.05)
-    assert not task.done(), "fetch answered although nothing changed"
-    return task
 
 
 def test_split_host_port() -> None:
@@ -115,7 +92,7 @@ async def test_nested_layout(etcd: EtcdServer, catalog: EtcdCatalog) -> None:
 
     data, index = await catalog.service(parse_service("web")).fetch(0)
     assert index == etcd.revision()
-    assert addrs(data) == [
+    assert ids(data) == [
         ("a", "10.0.0.1", 80, ("calico", "v1")),
         ("b", "10.0.0.2", 8080, ()),
         ("c", "fd00::3", 81, ()),
@@ -123,7 +100,7 @@ async def test_nested_layout(etcd: EtcdServer, catalog: EtcdCatalog) -> None:
     assert data[0] == Instance(Name="web", ID="a", Address="10.0.0.1", Port=80,
                                Tags=("calico", "v1"), Meta={"zone": "a"})
     tagged, _ = await catalog.service(parse_service("calico.web")).fetch(0)
-    assert addrs(tagged) == [("a", "10.0.0.1", 80, ("calico", "v1"))]
+    assert ids(tagged) == [("a", "10.0.0.1", 80, ("calico", "v1"))]
     critical, _ = await catalog.service(parse_service("web|critical")).fetch(0)
     assert [i.ID for i in critical] == ["d"]
     summary, _ = await catalog.services().fetch(0)
@@ -138,7 +115,7 @@ async def test_flat_layout(etcd: EtcdServer) -> None:
     cat = make_catalog(etcd.endpoint, prefix="/dockreg/web/")
     try:
         data, _ = await cat.service(parse_service("web")).fetch(0)
-        assert addrs(data) == [
+        assert ids(data) == [
             ("10.0.0.1:80", "10.0.0.1", 80, ()),
             ("[fd00::2]:8080", "fd00::2", 8080, ("blue",)),
         ]
@@ -154,7 +131,7 @@ async def test_blocked_fetch_sees_put_delete_retag(
     etcd.put("services/web/a", "10.0.0.1:80")
     query = catalog.service(parse_service("web"))
     data, index = await query.fetch(0)
-    assert addrs(data) == [("a", "10.0.0.1", 80, ())]
+    assert ids(data) == [("a", "10.0.0.1", 80, ())]
 
     task = await blocked(query, index)
     etcd.put("services/web/b", "10.0.0.2:80")
@@ -165,7 +142,7 @@ async def test_blocked_fetch_sees_put_delete_retag(
     task = await blocked(query, index)
     etcd.put("services/web/a", json.dumps({"Address": "10.0.0.1", "Port": 80, "Tags": ["new"]}))
     data, index = await asyncio.wait_for(task, TIMEOUT)
-    assert addrs(data)[0] == ("a", "10.0.0.1", 80, ("new",))
+    assert ids(data)[0] == ("a", "10.0.0.1", 80, ("new",))
 
     task = await blocked(query, index)
     etcd.delete("services/web/b")
@@ -241,7 +218,7 @@ async def test_compaction_forces_full_resync(
     etcd.compact()
     with caplog.at_level(logging.INFO, logger="ctmpl.sources.etcd_cache"):
         data, index = await until(query, lambda d: [i.ID for i in d] == ["b", "c"], index)
-    assert addrs(data) == [("b", "10.0.0.2", 80, ("x",)), ("c", "10.0.0.3", 80, ())]
+    assert ids(data) == [("b", "10.0.0.2", 80, ("x",)), ("c", "10.0.0.3", 80, ())]
     assert any("compacted" in r.getMessage() for r in caplog.records)
     task = await blocked(query, index)
     etcd.delete("services/web/c")
@@ -257,7 +234,7 @@ async def test_down_at_start(etcd: EtcdServer, catalog: EtcdCatalog) -> None:
         await asyncio.wait_for(query.fetch(0), TIMEOUT)
     etcd.start()
     data, _ = await until(query, lambda d: len(d) == 1)
-    assert addrs(data) == [("a", "10.0.0.1", 80, ())]
+    assert ids(data) == [("a", "10.0.0.1", 80, ())]
 
 
 async def test_bad_values_warn_once(
@@ -278,7 +255,7 @@ async def test_bad_values_warn_once(
     query = catalog.service(parse_service("web"))
     with caplog.at_level(logging.WARNING):
         data, index = await query.fetch(0)
-        assert addrs(data) == [("good", "10.0.0.1", 80, ())]
+        assert ids(data) == [("good", "10.0.0.1", 80, ())]
         summary, _ = await catalog.services().fetch(0)
         assert summary == (ServiceSummary("web"),)
         etcd.put("services/web/good2", "10.0.0.2:80")  # a change re-reads the prefix

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,11 @@ from kazoo.security import make_digest_acl
 from ctmpl.config.model import CatalogConfig, ZkConfig
 from ctmpl.errors import QueryError, SourceError
 from ctmpl.model import Instance, KVPair, ServiceSummary
-from ctmpl.sources.base import Query, parse_service, pin_of
+from ctmpl.sources.base import parse_service, pin_of
 from ctmpl.sources.zk import ZkCatalog
 from tests.fixtures_etcd import free_port
 from tests.fixtures_zk import ZkServer, java
+from tests.queries import blocked, ids, until
 
 TIMEOUT = 20.0  # a change normally arrives in milliseconds; only a stalled machine needs more
 
@@ -39,29 +40,6 @@ async def catalog(zk_server: ZkServer, zk: KazooClient, zk_prefix: str
         await cat.aclose()
 
 
-def ids(data: Any) -> list[tuple[str, str, int, tuple[str, ...]]]:
-    return [(i.ID, i.Address, i.Port, i.Tags) for i in data]
-
-
-async def until(query: Query, ok: Callable[[Any], bool], index: int = 0) -> tuple[Any, int]:
-    """Fetch like ctmpl.watch does (blocking on the last index) until ``ok(data)``."""
-    async with asyncio.timeout(TIMEOUT):
-        while True:
-            try:
-                data, index = await query.fetch(index)
-            except SourceError:
-                await asyncio.sleep(0.1)
-                continue
-            if ok(data):
-                return data, index
-
-
-async def blocked(query: Query, index: int) -> asyncio.Task[tuple[object, int]]:
-    """A fetch blocked on ``index`` (checked not to have answered yet)."""
-    task = asyncio.create_task(query.fetch(index))
-    await asyncio.sleep(0.1)
-    assert not task.done(), "fetch answered although nothing changed"
-    return task
 
 
 async def test_layouts_services_and_filters(
