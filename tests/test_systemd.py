@@ -95,15 +95,26 @@ def test_unit_is_type_notify_with_reload_and_env_file() -> None:
         "the README's install must produce the unit's binary path"
 
 
-def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+def test_sidekick_unit_runs_the_register_command() -> None:
+    unit_text = (UNIT.parent / "ctmpl-register@.service").read_text()
+    assert "ExecStart=/opt/ctmpl/bin/ctmpl register -config /etc/ctmpl/register/%i.hcl" \
+        in unit_text.splitlines()
+
+
+# verify needs an instance name for a template unit (ctmpl-register@.service)
+@pytest.mark.parametrize(("shipped", "name"), [("ctmpl.service", "ctmpl.service"),
+                                               ("ctmpl-register@.service",
+                                                "ctmpl-register@web.service")])
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path, shipped: str, name: str) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed (Debian: apt-get install systemd)")
     ctmpl = Path(sys.executable).with_name("ctmpl")
     assert ctmpl.exists(), "ctmpl is installed in the test venv"
     # verify insists that ExecStart's binary exists: point it at this venv's ctmpl.
-    unit = tmp_path / "ctmpl.service"
-    unit.write_text(UNIT.read_text().replace("/opt/ctmpl/bin/ctmpl", str(ctmpl)))
+    unit = tmp_path / name
+    unit.write_text((UNIT.parent / shipped).read_text().replace("/opt/ctmpl/bin/ctmpl",
+                                                                 str(ctmpl)))
     res = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
                          timeout=60, check=False)
     if res.returncode != 0 and "Failed to initialize" in res.stderr + res.stdout:
