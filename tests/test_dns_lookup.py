@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dns.message
 import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.resolver
 import dns.rrset
 import pytest
 
 from ctmpl.config.model import DnsConfig
-from ctmpl.sources.dns_lookup import DnsLookup, Reply, Target, negative_ttl
+from ctmpl.sources.dns_lookup import MAX_IN_FLIGHT, DnsLookup, Reply, Target, negative_ttl
 
 IN = dns.rdataclass.IN
 WEB = Target("web", 8080, ("calico",))
+EMPTY_REPLY = dns.message.make_response(dns.message.make_query("tasks.web", "A"))
 
 
 def rdata(kind: str, text: str) -> object:
@@ -87,3 +91,23 @@ def test_negative_ttl_comes_from_the_soa(soa: tuple[int, int] | None, ttl: float
         response.authority = [dns.rrset.from_text(
             "example.", soa[0], "IN", "SOA", f"ns. host. 1 2 3 4 {soa[1]}")]
     assert negative_ttl(response) == ttl
+
+
+async def test_at_most_32_questions_are_in_flight() -> None:
+    """A start with 1,000 services must not open 2,000 sockets nor flood Docker's DNS."""
+    dns_lookup = DnsLookup(DnsConfig(resolver="127.0.0.1"))
+    flying, most = 0, 0
+
+    class Resolver:
+        async def resolve(self, *args: object, **kwargs: object) -> object:
+            nonlocal flying, most
+            flying += 1
+            most = max(most, flying)
+            await asyncio.sleep(0.001)
+            flying -= 1
+            raise dns.resolver.NXDOMAIN(qnames=[args[0]], responses={args[0]: EMPTY_REPLY})
+
+    dns_lookup._resolver = Resolver()  # type: ignore[assignment]
+    names = [dns.name.from_text(f"tasks.svc-{n}") for n in range(200)]
+    await asyncio.gather(*(dns_lookup.ask(name, dns.rdatatype.A) for name in names))
+    assert most == MAX_IN_FLIGHT == 32

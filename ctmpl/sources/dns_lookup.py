@@ -37,6 +37,9 @@ from ctmpl.sources.dns_poll import Answer
 
 A, AAAA, SRV_TYPE = dns.rdatatype.A, dns.rdatatype.AAAA, dns.rdatatype.SRV
 MAX_TARGETS = 256  # SRV targets whose addresses one lookup asks for separately
+# Questions in flight at once: Docker's embedded DNS serves at most 100 concurrent queries
+# and drops the rest, and a start with thousands of services must not open a socket each.
+MAX_IN_FLIGHT = 32
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class DnsLookup:
         resolver.lifetime = config.timeout
         resolver.timeout = min(2.0, config.timeout)
         self._resolver = resolver
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._timeout = config.timeout
         servers = ", ".join(str(s) for s in resolver.nameservers)
         self.description = (
@@ -132,9 +136,10 @@ class DnsLookup:
         """One question; an empty Reply for NXDOMAIN or no records; SourceError otherwise."""
         what = f"{qname.to_text(omit_final_dot=True)} {rdtype.name}"
         try:
-            answer = await self._resolver.resolve(
-                qname, rdtype, raise_on_no_answer=False, search=False
-            )
+            async with self._slots:
+                answer = await self._resolver.resolve(
+                    qname, rdtype, raise_on_no_answer=False, search=False
+                )
         except dns.resolver.NXDOMAIN as exc:
             response = exc.response(qname)  # type: ignore[no-untyped-call]
             return Reply((), negative_ttl(response), nxdomain=True)
