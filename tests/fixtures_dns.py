@@ -5,8 +5,9 @@ from its own files: A/AAAA records from a hosts file (``set_hosts`` rewrites it 
 sends SIGHUP, which makes dnsmasq re-read it) and SRV records from its config file
 (``set_srv`` rewrites it and restarts dnsmasq on the same port: SIGHUP does not re-read
 ``srv-host`` lines). Every other name is NXDOMAIN (``--local=/#/``), or REFUSED after
-``refuse(True)``; answers carry a TTL of 1 s. ``pause()``/``resume()`` (SIGSTOP/SIGCONT)
-make it stop answering, and its log (``--log-queries``) lets a test count the questions.
+``refuse(True)``; answers carry a TTL of 1 s (``ttl``). ``pause()``/``resume()``
+(SIGSTOP/SIGCONT) make it stop answering, and its log (``--log-queries``) lets a test count
+the questions.
 The test is skipped when dnsmasq (Debian package dnsmasq-base) is not installed.
 """
 
@@ -50,8 +51,9 @@ def free_udp_port() -> int:
 class DnsServer:
     """One dnsmasq process serving the records a test writes."""
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, ttl: int = 1) -> None:
         self.binary = binary
+        self.ttl = ttl  # the TTL of every answer
         self.port = free_udp_port()
         self.address = f"127.0.0.1:{self.port}"
         self.url = f"dns://{self.address}"
@@ -75,7 +77,7 @@ class DnsServer:
             self.binary, "--keep-in-foreground", f"--port={self.port}",
             "--listen-address=127.0.0.1,::1", "--bind-interfaces", "--no-resolv", "--no-hosts",
             f"--addn-hosts={self.hosts}", f"--conf-file={self.conf}",
-            *([] if self.refusing else ["--local=/#/"]), "--local-ttl=1",
+            *([] if self.refusing else ["--local=/#/"]), f"--local-ttl={self.ttl}",
             "--user=root", "--group=root", "--pid-file=",
             "--log-facility=-", "--log-queries",
         ]
