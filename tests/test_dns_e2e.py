@@ -6,6 +6,7 @@ rule: one empty answer never empties an upstream; only a repeated one does.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -167,3 +168,19 @@ def test_key_value_functions_are_one_line_errors(
     done = render_once(["-catalog", dns_server.url], src, dest)
     assert done.returncode != 0 and message in done.stderr, done.stderr
     assert not dest.exists()
+
+
+def test_sighup_applies_a_new_dns_block(tmp_path: Path, dns_server: DnsServer) -> None:
+    dns_server.set_hosts({"tasks.web": ["10.0.0.1"], "tasks.api": ["10.0.0.9"]})
+    config = tmp_path / "dns.hcl"
+    config.write_text(f'dns {{\n  resolver = "{dns_server.address}"\n  services = ["web"]\n'
+                      '  tags = ["calico"]\n}\n')
+    args = ["-config", str(config), "-catalog", "dns://", "-shrink-guard=false"]
+    with render_daemons(tmp_path, TEMPLATE, args) as run:
+        proc = run()
+        proc.wait_for(expected("10.0.0.1:80"))
+        config.write_text(f'dns {{\n  resolver = "{dns_server.address}"\n'
+                          '  services = ["api", "web"]\n  tags = ["edge"]\n  port = 8080\n}\n')
+        proc.signal(signal.SIGHUP)
+        proc.wait_for(expected("10.0.0.1:8080", services="service api tags=edge\n"
+                                                         "service web tags=edge\n"))
