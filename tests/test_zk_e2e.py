@@ -58,6 +58,7 @@ def test_once(tmp_path: Path, zk_server: ZkServer, zk: KazooClient, zk_prefix: s
     done = render_once(["-catalog", f"zk://{zk_server.hosts}{zk_prefix}"], src, dest)
     assert done.returncode == 0, done.stderr
     assert dest.read_text() == expected("10.0.0.1:80 10.0.0.1:80")
+    assert "Zookeeper connection established" not in done.stderr  # kazoo's chatter: DEBUG
 
 
 def test_instances_come_and_go(zk_server: ZkServer, zk: KazooClient, zk_prefix: str,

@@ -51,6 +51,7 @@ class _KazooToDebug(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.ERROR:
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return _KAZOO_LOG.isEnabledFor(logging.DEBUG)  # the level was checked before
         return True
 
 
