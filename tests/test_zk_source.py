@@ -16,7 +16,7 @@ from kazoo.security import make_digest_acl
 from ctmpl.config.model import CatalogConfig, ZkConfig
 from ctmpl.errors import QueryError, SourceError
 from ctmpl.model import Instance, KVPair, ServiceSummary
-from ctmpl.sources.base import parse_service, pin_of
+from ctmpl.sources.base import UNPINNED, parse_service, pin_of
 from ctmpl.sources.zk import ZkCatalog
 from tests.fixtures_etcd import free_port
 from tests.fixtures_zk import ZkServer, java
@@ -168,8 +168,9 @@ async def test_key_tree_and_pin(zk: KazooClient, zk_prefix: str, catalog: ZkCata
     missing, _ = await catalog.key(f"{app}/nope").fetch(0)
     assert missing is None
 
+    unread = catalog.key(f"{app}/db/host")  # a copy that was never read in full
     pin = pin_of(catalog)
-    assert pin is not None
+    assert pin is not None and pin(unread) is UNPINNED
     zk.set(f"/{app}/mode", b"green")
     value, _ = await until(key, lambda v: v is not None and v.Value == "green", key_index)
     assert pin(key).Value == "blue"  # type: ignore[attr-defined]

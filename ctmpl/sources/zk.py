@@ -225,8 +225,10 @@ class ZkCatalog:
                        view=lambda s: s)
 
     def pin(self) -> Pin:
-        """Answer queries from the copies as they are now: one version per render."""
-        frozen = {id(owner): owner.state for _, owner in self._trees.values()}
+        """Answer queries from the copies as they are now: one version per render (a copy
+        not read in full yet answers nothing: its queries fall back to the brain)."""
+        frozen = {id(owner): owner.state for tree, owner in self._trees.values()
+                  if tree.complete}
 
         def read(query: Query) -> object:
             if not isinstance(query, ZkQuery) or id(query.owner) not in frozen:
