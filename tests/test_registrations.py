@@ -47,3 +47,19 @@ def test_no_address_anywhere_is_rejected_naming_the_entry(
     assert any("zk node '/services/web/a'" in m for m in messages), messages
     assert any("zk node '/services/web/b': JSON value has no Address" in m for m in messages)
     assert any("zk node '/services/web/c;d:80'" in m for m in messages), messages
+
+
+def test_curator_service_discovery_json() -> None:
+    # What Spring Cloud Zookeeper (Apache Curator's ServiceDiscovery) writes.
+    doc = {"name": "web", "id": "5f1c", "address": "10.0.0.7", "port": 8080, "sslPort": None,
+           "payload": {"@class": "org.springframework.cloud.zookeeper.discovery."
+                                 "ZookeeperInstance", "id": "web-1", "name": "web",
+                       "metadata": {"zone": "a", "bad": "x;y"}},
+           "registrationTimeUTC": 1700000000000, "serviceType": "DYNAMIC",
+           "uriSpec": {"parts": []}}
+    [inst] = parse({"/services/web/5f1c": json.dumps(doc)})
+    assert (inst.ID, inst.Address, inst.Port, dict(inst.Meta)) == ("5f1c", "10.0.0.7", 8080,
+                                                                  {"zone": "a"})
+    tls = {**doc, "port": None, "sslPort": 8443, "payload": None}
+    [inst] = parse({"/services/web/5f1c": json.dumps(tls)})
+    assert (inst.Port, dict(inst.Meta)) == (8443, {})

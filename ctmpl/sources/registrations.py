@@ -5,7 +5,9 @@ Layouts under the catalog prefix ``P`` (etcd keys, ZooKeeper nodes):
 - ``P/<service>/<id>`` = ``ip:port``, ``[v6]:port`` (registrator, docker-register) or a
   JSON object with ``Address``, ``Port``, optional ``Tags``, ``Meta``, ``Status``; when the
   value is empty, or a JSON object without ``Address``, the ``<id>`` itself is the
-  ``ip:port`` (``P/web/10.0.0.7:8080``, Docker Swarm's ZooKeeper layout);
+  ``ip:port`` (``P/web/10.0.0.7:8080``, Docker Swarm's ZooKeeper layout); Apache Curator's
+  service-discovery JSON (``address``, ``port`` or ``sslPort``, ``payload.metadata``: what
+  Spring Cloud Zookeeper writes) is read too;
 - ``P/<ip>:<port>`` (dockreg's flat layout, refreshed with a TTL by a health-checking
   sidekick): one instance of the service named after the last segment of ``P``; a JSON
   object value may add ``Tags``, ``Meta`` and ``Status``.
@@ -53,9 +55,20 @@ def _json_fields(where: str, doc: Any) -> dict[str, Any]:
 
 def _load_json(where: str, text: str) -> Any:
     try:
-        return json.loads(text)
+        doc = json.loads(text)
     except ValueError:
         raise InvalidEntry(f"{where}: value is not valid JSON") from None
+    curator = isinstance(doc, dict) and "address" in doc and "Address" not in doc
+    return _from_curator(doc) if curator else doc
+
+
+def _from_curator(doc: dict[str, Any]) -> dict[str, Any]:
+    """Curator's ``ServiceInstance`` JSON in the catalog's own field names."""
+    port = doc.get("port") if doc.get("port") is not None else doc.get("sslPort")
+    payload = doc.get("payload")
+    meta = payload.get("metadata") if isinstance(payload, dict) else None
+    return {"Address": doc["address"], "Port": port,
+            "Meta": meta if isinstance(meta, dict) else {}}
 
 
 def parse_nested(where: str, name: str, id: str, text: str) -> Instance:
