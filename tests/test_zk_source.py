@@ -280,7 +280,9 @@ async def test_digest_auth_reads_protected_nodes(
     acl = [make_digest_acl("reader", "s3cret", all=True)]
     zk.create(f"{zk_prefix}/web/a", b"10.0.0.1:80", makepath=True)
     zk.create(f"{zk_prefix}/web/b", b"10.0.0.2:80", acl=acl)
+    zk.create(f"{zk_prefix}-locked", acl=acl)
     plain = make_catalog(zk_server.hosts, zk_prefix)
+    locked = make_catalog(zk_server.hosts, f"{zk_prefix}-locked")
     authed = make_catalog(zk_server.hosts, zk_prefix, username="reader", password="s3cret")
     try:
         with caplog.at_level(logging.WARNING):
@@ -290,9 +292,16 @@ async def test_digest_auth_reads_protected_nodes(
                    for m in messages(caplog, logging.WARNING))
         data, _ = await authed.service(parse_service("web")).fetch(0)
         assert [i.ID for i in data] == ["a", "b"]
+        # An unreadable prefix is empty and said so once; nothing is asked again and again.
+        assert (await asyncio.wait_for(locked.services().fetch(0), TIMEOUT))[0] == ()
+        await asyncio.sleep(0.3)
+        tree = locked._trees[f"{zk_prefix}-locked", 2][0]
+        assert tree._pending == 0
+        assert any(f"zk node '{zk_prefix}-locked': not readable" in m
+                   for m in messages(caplog, logging.WARNING))
     finally:
-        await plain.aclose()
-        await authed.aclose()
+        for cat in (plain, authed, locked):
+            await cat.aclose()
 
 
 async def test_a_server_that_lost_its_data_is_read_again(

@@ -158,7 +158,7 @@ class ZkTree:
         elif isinstance(outcome, NoAuthError):
             warn_once(f"zk node {path!r}: not readable with the configured credentials; "
                       "ignored")
-            self._drop(path)
+            self._drop(path, watch_root=False)  # it exists: waiting for it would spin
         elif isinstance(outcome, BaseException):
             log.warning("zk: reading %s failed: %r (retrying)", path, outcome)
             self._broken = True
@@ -200,7 +200,7 @@ class ZkTree:
         if names != known:
             self._changed.add(path)
 
-    def _drop(self, path: str) -> None:
+    def _drop(self, path: str, *, watch_root: bool = True) -> None:
         """Forget ``path`` and everything below it; a missing root is watched for."""
         stack = [path]
         while stack:
@@ -213,7 +213,7 @@ class ZkTree:
         if siblings is not None and name in siblings and path != self.root:
             siblings.discard(name)
             self._changed.add(parent or "/")
-        if path == self.root:
+        if path == self.root and watch_root:
             self._read("exists", path)
 
     def _settle(self) -> None:
