@@ -17,7 +17,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctmpl import gcpolicy, notify, tasks, telemetry
 from ctmpl.config.model import Config, NginxConfig
@@ -27,7 +27,9 @@ from ctmpl.proxy.base import ProxyController
 from ctmpl.proxy.nginx import NginxController
 from ctmpl.proxy.nginx_exec import ForegroundNginx
 from ctmpl.reaper import Reaper, adopts_orphans
-from ctmpl.status_server import StatusServer
+
+if TYPE_CHECKING:  # imported only with status_addr set (aiohttp's server)
+    from ctmpl.status_server import StatusServer
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class DaemonServices:
         """Start the status server and the reaper (ConfigError when the address is taken)."""
         telemetry.reset(self.config.catalog.kind)
         if self.config.status_addr:
+            from ctmpl.status_server import StatusServer
+
             self._server = StatusServer(self.config.status_addr, self.proxy_state)
             await self._server.start()
         if adopts_orphans():

@@ -7,6 +7,7 @@ one by one, so the rest of the instance and all other instances keep rendering.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -131,8 +132,10 @@ def is_safe_name(name: str) -> bool:
     return bool(_NAME.fullmatch(name))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def is_valid_address(address: str) -> bool:
-    """True for an IPv4/IPv6 address or an RFC 1123 hostname.
+    """True for an IPv4/IPv6 address or an RFC 1123 hostname (remembered: a node's
+    addresses are checked again for every instance on it).
 
     An IPv6 address with a zone (``fe80::1%eth0``) is not: neither nginx nor HAProxy
     accepts one in a server line, so a single such registration would fail the check of

@@ -15,8 +15,6 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import hcl2
-
 from ctmpl.errors import ConfigError
 
 RawConfig = dict[str, Any]
@@ -71,6 +69,8 @@ def _json_perms(data: RawConfig) -> RawConfig:
 
 
 def _parse_hcl(path: Path, text: str) -> Any:
+    import hcl2  # only when an HCL file is read: a run without one starts faster
+
     try:
         return hcl2.loads(text)
     except Exception as exc:

@@ -8,7 +8,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import BuiltinMethodType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
@@ -16,7 +16,6 @@ from jinja2.sandbox import SandboxedEnvironment
 from ctmpl.brain import Brain
 from ctmpl.config.model import TemplateConfig
 from ctmpl.errors import CtmplError, TemplateError
-from ctmpl.gotemplate.template import GoTemplate
 from ctmpl.logs import shorten
 from ctmpl.model import Check, Instance, KVPair, Node, NodeService, NodeServices, ServiceSummary
 from ctmpl.sources.base import Catalog
@@ -26,6 +25,9 @@ from ctmpl.template.proxy_values import HELPERS as PROXY_HELPERS
 from ctmpl.template.reuse import ReuseExtension, ReuseStats, Session
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:  # imported when a .ctmpl template is loaded: Jinja-only runs start faster
+    from ctmpl.gotemplate.template import GoTemplate
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Template:
         self._stable = frozenset(map(id, [*self._env.globals.values(), *self._denied.values()]))
         self._go: GoTemplate | None = None
         if config.is_go:
+            from ctmpl.gotemplate.template import GoTemplate
+
             self._go = GoTemplate(config, self._read())
         else:
             self._template = self._compile()
