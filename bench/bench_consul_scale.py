@@ -16,8 +16,8 @@ changes are applied back to back, and the time until the file shows all of them.
 Every change is written through Consul's catalog API (``PUT /v1/catalog/register`` and
 ``/deregister``), as an external registration would: a node failure is a failing node
 check, maintenance mode the ``_service_maintenance:<id>`` check an agent registers. The
-double is filled directly (30,000 registrations over HTTP take a while; a real agent is
-filled over HTTP by 8 threads).
+double runs in its own process, filled from a file at start (30,000 registrations over HTTP
+take a while; a real agent is filled over HTTP by 8 threads).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +42,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from scale import Inst, node_address, report, run  # noqa: E402
 
-from tests.consul_double import ConsulDouble, ConsulState  # noqa: E402
 from tests.consul_proxy import ConsulProxy  # noqa: E402
 from tests.fixtures_consul import AgentServer, consul_binary  # noqa: E402
 
@@ -66,27 +66,25 @@ def check_body(inst: Inst, check_id: str, status: str) -> dict[str, Any]:
 
 
 class ConsulBackend:
-    """The double (in this process) or a real dev agent, behind a counting proxy."""
+    """The double (in its own process) or a real dev agent, behind a counting proxy."""
 
     kinds = ("registration", "address", "port", "tag", "flap", "node", "maintenance")
 
     def __init__(self) -> None:
         binary = consul_binary()
+        self.workdir = Path(tempfile.mkdtemp(prefix="ctmpl-bench-"))
         self.agent: AgentServer | None = None
-        self.double: ConsulDouble | None = None
+        self.double: subprocess.Popen[str] | None = None
+        self.addr = ""
         if binary:
-            self.agent = AgentServer(binary, Path(tempfile.mkdtemp(prefix="ctmpl-bench-")))
+            self.agent = AgentServer(binary, self.workdir)
             self.agent.start()
             self.addr = self.agent.addr
             version = self.call("GET", "/v1/agent/self")["Config"]["Version"]
             self.label = f"consul {version}"
         else:
-            self.double = ConsulDouble()
-            self.double.start()
-            self.addr = self.double.addr
             self.label = "Consul API double"
-        self.proxy = ConsulProxy(self.addr)
-        self.proxy.start()
+        self.proxy: ConsulProxy | None = None
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -96,19 +94,26 @@ class ConsulBackend:
         return json.loads(raw) if raw else None
 
     def daemon_args(self) -> list[str]:
+        assert self.proxy is not None
         return ["-consul-addr", self.proxy.addr]
 
     def load(self, instances: Iterable[Inst]) -> None:
         bodies = [register_body(i) for i in instances]
-        if self.double is not None:
-            def fill(state: ConsulState) -> None:
-                for body in bodies:
-                    state.catalog_register(body)
-
-            self.double.call(fill)
-            return
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda b: self.call("PUT", "/v1/catalog/register", b), bodies))
+        if self.agent is None:
+            # The double runs in its own process (as an agent would): in this one it would
+            # share one interpreter lock with the proxy and the file checks.
+            load = self.workdir / "catalog.json"
+            load.write_text(json.dumps(bodies))
+            self.double = subprocess.Popen(
+                [sys.executable, "-m", "tests.consul_double", "--load", str(load)],
+                cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            assert self.double.stdout is not None
+            self.addr = self.double.stdout.readline().strip()
+        else:
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda b: self.call("PUT", "/v1/catalog/register", b), bodies))
+        self.proxy = ConsulProxy(self.addr)
+        self.proxy.start()
 
     def put(self, old: Inst | None, new: Inst) -> None:
         if old is not None and old.maintenance != new.maintenance:
@@ -141,15 +146,17 @@ class ConsulBackend:
             times.append(time.perf_counter() - started)
         return statistics.median(times)
 
-    def counter(self) -> ConsulProxy:
+    def counter(self) -> ConsulProxy | None:
         return self.proxy
 
     def stop(self) -> None:
-        self.proxy.stop()
+        if self.proxy is not None:
+            self.proxy.stop()
         if self.agent is not None:
             self.agent.stop()
         if self.double is not None:
-            self.double.stop()
+            self.double.terminate()
+            self.double.wait(15)
 
 
 def main() -> None:

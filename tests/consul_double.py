@@ -948,9 +948,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default="")
+    parser.add_argument("--load", help="a JSON file: a list of /v1/catalog/register bodies "
+                        "to apply before listening is announced")
     args = parser.parse_args()
     double = ConsulDouble(port=args.port, acl_token=args.token)
     double.start()
+    if args.load:
+        with open(args.load, encoding="utf-8") as fh:
+            bodies = json.load(fh)
+
+        def fill(state: ConsulState) -> None:
+            for body in bodies:
+                state.catalog_register(body)
+
+        double.call(fill)
     print(double.addr, flush=True)
     try:
         while True:
