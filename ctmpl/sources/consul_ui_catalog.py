@@ -8,12 +8,15 @@ removed or modified (address, port, tags, meta), a check added, removed or modif
 maintenance mode), or a node that changed (address, metadata, a node check — which affects
 every instance on the node). Recorded on Consul 1.10 (``blocking_internal_ui_nodes_*``).
 
-Cost per answer: one dictionary of ``ID → ModifyIndex`` per node for its instances and one
-for its checks, compared with the previous answer's; only the instances and checks whose
-index moved are read further (copied without the fields ctmpl never reads, compared with
-what was held). Everything else a change needs is kept up to date incrementally: the
-instances of each name, the union of each name's tags, the checks of each instance. The
-health-service entries of a name are built only when asked for.
+Cost per answer: for each node, the number of its instances and the highest ``ModifyIndex``
+among them, and the same for its checks. A write gives everything it touches the index of
+that write, higher than any index before it, so an unchanged count and maximum mean nothing
+on the node changed. Only a node whose count or maximum moved is compared instance by
+instance (``ID → ModifyIndex``), and only the instances and checks whose index moved are
+read further (copied without the fields ctmpl never reads, compared with what was held).
+Everything else a change needs is kept up to date incrementally: the instances of each
+name, the union of each name's tags, the checks of each instance. The health-service
+entries of a name are built only when asked for.
 
 An answer that may follow an agent restart (its indexes start over and may repeat old values
 for new data) is compared by content instead (``trusted=False``), once.
@@ -21,11 +24,13 @@ for new data) is compared by content instead (``trusted=False``), once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 InstanceKey = tuple[str, str]  # (node, service ID)
+_MODIFY_INDEX = itemgetter("ModifyIndex")
 Raw = Mapping[str, Any]
 
 # What ctmpl reads of each (``ctmpl.sources.consul_decode``); the rest is not kept.
@@ -56,6 +61,8 @@ class _Node:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # check ID -> check
     node_checks: list[dict[str, Any]] = field(default_factory=list)
     grouped: set[str] = field(default_factory=set)  # service IDs with checks listed
+    service_summary: tuple[int, Any] | None = None  # (count, highest ModifyIndex)
+    check_summary: tuple[int, Any] | None = None
 
 
 class UICatalog:
@@ -134,12 +141,18 @@ class UICatalog:
         elif changed:
             node.fields = fields
             names.update(self._names_on(name))
-        marks = {s["ID"]: s["ModifyIndex"] for s in services}
-        if not trusted or marks != node.service_marks:
-            self._update_services(name, node, services, marks, names, trusted=trusted)
-        marks = {c["CheckID"]: c["ModifyIndex"] for c in checks}
-        if not trusted or marks != node.check_marks:
-            self._update_checks(name, node, checks, marks, names, trusted=trusted)
+        summary = _summary(services)
+        if not trusted or summary != node.service_summary:
+            marks = {s["ID"]: s["ModifyIndex"] for s in services}
+            if not trusted or marks != node.service_marks:
+                self._update_services(name, node, services, marks, names, trusted=trusted)
+            node.service_summary = summary
+        summary = _summary(checks)
+        if not trusted or summary != node.check_summary:
+            marks = {c["CheckID"]: c["ModifyIndex"] for c in checks}
+            if not trusted or marks != node.check_marks:
+                self._update_checks(name, node, checks, marks, names, trusted=trusted)
+            node.check_summary = summary
         return changed
 
     def _update_services(self, name: str, node: _Node, services: Iterable[Raw],
@@ -251,6 +264,11 @@ class UICatalog:
                     self._by_lower.setdefault(name.lower(), set()).add(name)
                 self._tags[name] = tags
         return changed
+
+
+def _summary(items: Sequence[Raw]) -> tuple[int, Any]:
+    """(count, highest ModifyIndex) of a node's instances or checks."""
+    return len(items), max(map(_MODIFY_INDEX, items), default=0)
 
 
 def _tag_list(service: Raw) -> list[Any]:
