@@ -10,6 +10,7 @@ applied untrusted, it is compared by content.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from ctmpl.sources import consul_decode as decode
 from ctmpl.sources.consul_ui_catalog import SnapshotError, UICatalog
+from ctmpl.sources.consul_ui_catalog import decode as decode_answer
 
 NAMES = ["web", "api", "db", "cache", "Web"]
 
@@ -101,6 +103,11 @@ def changed(draw: st.DrawFn, old: list[dict[str, Any]], index: int) -> list[dict
     return new
 
 
+def wire(body: Any) -> Any:
+    """``body`` as the feed hands it over: sent as JSON, decoded by the module."""
+    return decode_answer(json.dumps(body).encode())
+
+
 def restarted(body: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The same catalog as an agent that started again would index it: from 1 again."""
     new = copy.deepcopy(body)
@@ -162,7 +169,7 @@ def test_each_answer_names_exactly_the_services_that_changed(data: st.DataObject
     catalog = UICatalog()
     before: list[dict[str, Any]] = []
     for index, (body, trusted) in enumerate(answers(data), 1):
-        diff = catalog.update(body, index, trusted=trusted)
+        diff = catalog.update(wire(body), index, trusted=trusted)
         old, new = reference(before), reference(body)
         assert {n.lower() for n in diff.names} == {
             n for n in old.keys() | new.keys() if old.get(n) != new.get(n)}, trusted
@@ -179,15 +186,16 @@ def test_entries_match_health_service_shape() -> None:
              "Checks": [check("c-w-1", "w-1", "warning", 5),
                         check("serfHealth", "", "passing", 1)]}]
     catalog = UICatalog()
-    diff = catalog.update(body, 5)
+    diff = catalog.update(wire(body), 5)
     assert diff.names == {"web"} and diff.services and diff.nodes
     (entry,) = catalog.entries("WEB")
     assert entry["Node"]["Node"] == "n1" and entry["Service"]["ID"] == "w-1"
     assert "Weights" not in entry["Service"] and "Definition" not in entry["Checks"][0]
+    assert entry["Service"]["Tags"] == ["calico"] and entry["Service"]["Port"] == 80
     assert [c["CheckID"] for c in entry["Checks"]] == ["serfHealth", "c-w-1"]
     assert catalog.tags("web") == {"calico"} and list(catalog.names()) == ["web"]
     assert catalog.entries("nope") == []
-    assert catalog.update(body, 6) == type(diff)(frozenset(), False, False)
+    assert catalog.update(wire(body), 6) == type(diff)(frozenset(), False, False)
 
 
 @pytest.mark.parametrize("body", [None, {}, [{"Node": "n"}], [{"Node": 1, "Services": [],
@@ -198,4 +206,4 @@ def test_entries_match_health_service_shape() -> None:
                                   [{"Node": "n", "Services": "x", "Checks": []}]])
 def test_unknown_shapes_are_refused(body: Any) -> None:
     with pytest.raises(SnapshotError):
-        UICatalog().update(body, 1)
+        UICatalog().update(wire(body), 1)

@@ -46,5 +46,6 @@ def test_answer_decodes_when_read_and_names_the_query_when_invalid() -> None:
     with pytest.raises(SourceError, match=r"^catalog\.feed\(ui/nodes\): invalid JSON"):
         _ = bad.body
     answer = Answer(index=3, raw=b"[1]")
+    assert answer.decode_with(lambda raw: raw) == b"[1]"
     answer.release()
     assert answer.body is None and answer.index == 3

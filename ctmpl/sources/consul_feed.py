@@ -31,6 +31,7 @@ from typing import Any, Literal
 from ctmpl import tasks
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
+from ctmpl.sources import consul_ui_catalog as ui
 from ctmpl.sources.change_signal import ANY, ChangeSignal
 from ctmpl.sources.consul_http import Answer, HTTPStatusError
 from ctmpl.sources.consul_poll import Params, Poll, Request
@@ -169,7 +170,8 @@ class CatalogFeed(Feed):
             # After a failure the agent may have restarted: its indexes may repeat old
             # values for new data, so this answer is compared by content (no request: the
             # answer holds it all).
-            diff = catalog.update(answer.body, answer.index, trusted=not self._suspect)
+            nodes = answer.decode_with(ui.decode)
+            diff = catalog.update(nodes, answer.index, trusted=not self._suspect)
         except SnapshotError as exc:
             self._fall_back(f"unexpected answer ({exc})")
             return

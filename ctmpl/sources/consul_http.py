@@ -20,11 +20,12 @@ import base64
 import binascii
 import logging
 import ssl
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import aiohttp
-import orjson
+import msgspec
 from yarl import URL
 
 from ctmpl import telemetry
@@ -33,6 +34,8 @@ from ctmpl.errors import ConfigError, SourceError
 from ctmpl.logs import TRACE
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+_UNREAD = object()
 
 class HTTPStatusError(SourceError):
     """The agent answered with an error status."""
@@ -88,15 +91,16 @@ def decode_value(raw: Any) -> str:
 class Answer:
     """One response: the JSON body with the blocking-query headers.
 
-    The body is decoded when first read (``raw``), so that the caller chooses when: a
-    catalog-wide answer is large, and decoding it while the garbage collector is paused
-    (``ctmpl.sources.consul_poll``) saves collections that would scan every new object.
+    The body is decoded when first read (``body``, or ``decode_with`` for a typed decoder),
+    so that the caller chooses how and when: a catalog-wide answer is large, and decoding
+    it while the garbage collector is paused (``ctmpl.sources.consul_poll``) saves
+    collections that would scan every new object.
     """
 
     def __init__(self, body: Any = None, index: int = 0, last_contact: float = 0.0, *,
                  raw: bytes | None = None, invalid: str = "invalid JSON") -> None:
-        self._body = body
-        self._raw = raw
+        self._body = body if raw is None else _UNREAD
+        self._raw = raw or b"null"
         self._invalid = invalid  # the error message when ``raw`` is not JSON
         self.index = index
         self.last_contact = last_contact  # seconds
@@ -104,17 +108,23 @@ class Answer:
     @property
     def body(self) -> Any:
         """The parsed JSON (None for an empty body or a 404); SourceError when invalid."""
-        if self._raw is not None:
-            try:
-                self._body = orjson.loads(self._raw) if self._raw else None
-            except orjson.JSONDecodeError:
-                raise SourceError(self._invalid) from None
-            self._raw = None
+        if self._body is _UNREAD:
+            self._body = self.decode_with(msgspec.json.decode)
         return self._body
+
+    def decode_with(self, decode: Callable[[bytes], T]) -> T:
+        """``decode(raw body)``; SourceError when the body is not JSON (the decoder's own
+        errors, e.g. a shape it does not accept, pass through)."""
+        try:
+            return decode(self._raw)
+        except msgspec.ValidationError:
+            raise
+        except msgspec.DecodeError:
+            raise SourceError(self._invalid) from None
 
     def release(self) -> None:
         """Drop the body (the caller kept what it needs)."""
-        self._body = self._raw = None
+        self._body, self._raw = None, b"null"
 
 
 class AgentHTTP:

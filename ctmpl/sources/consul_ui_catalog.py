@@ -8,6 +8,7 @@ removed or modified (address, port, tags, meta), a check added, removed or modif
 maintenance mode), or a node that changed (address, metadata, a node check — which affects
 every instance on the node). Recorded on Consul 1.10 (``blocking_internal_ui_nodes_*``).
 
+Decoding builds only the fields ctmpl reads (``UINode``); the rest of the answer is skipped.
 Cost per answer: for each node, the number of its instances and the highest ``ModifyIndex``
 among them, and the same for its checks. A write gives everything it touches the index of
 that write, higher than any index before it, so an unchanged count and maximum mean nothing
@@ -24,14 +25,15 @@ for new data) is compared by content instead (``trusted=False``), once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
+import msgspec
+
 InstanceKey = tuple[str, str]  # (node, service ID)
-_MODIFY_INDEX = itemgetter("ModifyIndex")
-Raw = Mapping[str, Any]
+_MODIFY_INDEX = attrgetter("ModifyIndex")
 
 # What ctmpl reads of each (``ctmpl.sources.consul_decode``); the rest is not kept.
 _NODE_FIELDS = ("ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta")
@@ -42,6 +44,55 @@ _CHECK_FIELDS = ("Node", "CheckID", "Name", "Status", "Notes", "Output", "Servic
 
 class SnapshotError(ValueError):
     """The answer does not have the shape this module reads (the endpoint is not stable)."""
+
+
+# What is decoded of an answer: the fields ctmpl reads, nothing else (the rest of the JSON is
+# skipped, never built). Values are checked where they are used (``consul_decode``); what
+# this module relies on (a node name, indexes) is checked here. No reference cycles: not
+# tracked by the garbage collector.
+class UIService(msgspec.Struct, gc=False):
+    ID: Any
+    Service: Any
+    ModifyIndex: int
+    Tags: Any = None
+    Address: Any = None
+    Port: Any = None
+    Meta: Any = None
+
+
+class UICheck(msgspec.Struct, gc=False):
+    CheckID: Any
+    ModifyIndex: int
+    Node: Any = None
+    Name: Any = None
+    Status: Any = None
+    Notes: Any = None
+    Output: Any = None
+    ServiceID: Any = None
+    ServiceName: Any = None
+
+
+class UINode(msgspec.Struct, gc=False):
+    Node: Any
+    Services: list[UIService] | None
+    Checks: list[UICheck] | None
+    ID: Any = None
+    Address: Any = None
+    Datacenter: Any = None
+    TaggedAddresses: Any = None
+    Meta: Any = None
+
+
+_DECODER = msgspec.json.Decoder(list[UINode])
+
+
+def decode(raw: bytes) -> list[UINode]:
+    """An answer's nodes; SnapshotError when it is JSON of another shape, and
+    ``msgspec.DecodeError`` when it is not JSON at all."""
+    try:
+        return _DECODER.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise SnapshotError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -61,8 +112,8 @@ class _Node:
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)  # check ID -> check
     node_checks: list[dict[str, Any]] = field(default_factory=list)
     grouped: set[str] = field(default_factory=set)  # service IDs with checks listed
-    service_summary: tuple[int, Any] | None = None  # (count, highest ModifyIndex)
-    check_summary: tuple[int, Any] | None = None
+    service_summary: tuple[int, int] | None = None  # (count, highest ModifyIndex)
+    check_summary: tuple[int, int] | None = None
 
 
 class UICatalog:
@@ -103,22 +154,20 @@ class UICatalog:
 
     # -- updating -------------------------------------------------------------------------
 
-    def update(self, body: Any, index: int, *, trusted: bool = True) -> Diff:
-        """Apply one answer; SnapshotError when it is not a list of nodes as recorded (the
-        catalog is then unusable: the caller stops using this endpoint)."""
-        if not isinstance(body, list):
-            raise SnapshotError("expected a list of nodes")
+    def update(self, body: list[UINode], index: int, *, trusted: bool = True) -> Diff:
+        """Apply one decoded answer; SnapshotError when it is not a list of nodes as
+        recorded (the catalog is then unusable: the caller stops using this endpoint)."""
         names: set[str] = set()
         nodes_changed = False
         seen: set[str] = set()
         try:
             for raw in body:
-                name = raw["Node"]
+                name = raw.Node
                 if not isinstance(name, str):
                     raise TypeError("Node is not a string")
                 seen.add(name)
                 nodes_changed |= self._update_node(name, raw, names, trusted)
-        except (KeyError, TypeError, AttributeError) as exc:
+        except TypeError as exc:
             raise SnapshotError(f"unexpected node entry ({type(exc).__name__}: {exc})") from None
         for gone in self._nodes.keys() - seen:
             names.update(self._names_on(gone))
@@ -130,10 +179,10 @@ class UICatalog:
         self.index = index
         return Diff(frozenset(names), self._retag(names), nodes_changed)
 
-    def _update_node(self, name: str, raw: Raw, names: set[str], trusted: bool) -> bool:
+    def _update_node(self, name: str, raw: UINode, names: set[str], trusted: bool) -> bool:
         """Apply one node of an answer; True when the node itself changed."""
-        services, checks = raw["Services"] or (), raw["Checks"] or ()
-        fields = {k: raw.get(k) for k in _NODE_FIELDS}
+        services, checks = raw.Services or (), raw.Checks or ()
+        fields = {k: getattr(raw, k) for k in _NODE_FIELDS}
         node = self._nodes.get(name)
         changed = node is None or node.fields != fields
         if node is None:
@@ -143,29 +192,29 @@ class UICatalog:
             names.update(self._names_on(name))
         summary = _summary(services)
         if not trusted or summary != node.service_summary:
-            marks = {s["ID"]: s["ModifyIndex"] for s in services}
+            marks = {s.ID: s.ModifyIndex for s in services}
             if not trusted or marks != node.service_marks:
                 self._update_services(name, node, services, marks, names, trusted=trusted)
             node.service_summary = summary
         summary = _summary(checks)
         if not trusted or summary != node.check_summary:
-            marks = {c["CheckID"]: c["ModifyIndex"] for c in checks}
+            marks = {c.CheckID: c.ModifyIndex for c in checks}
             if not trusted or marks != node.check_marks:
                 self._update_checks(name, node, checks, marks, names, trusted=trusted)
             node.check_summary = summary
         return changed
 
-    def _update_services(self, name: str, node: _Node, services: Iterable[Raw],
+    def _update_services(self, name: str, node: _Node, services: Iterable[UIService],
                          marks: dict[str, Any], names: set[str], *, trusted: bool) -> None:
         old = node.service_marks
         for sid in old.keys() - marks.keys():
             names.add(self._services[(name, sid)]["Service"])
             self._drop_service((name, sid))
         for raw in services:
-            sid = raw["ID"]
+            sid = raw.ID
             if trusted and old.get(sid) == marks[sid]:
                 continue
-            fields = {k: raw.get(k) for k in _SERVICE_FIELDS}
+            fields = {k: getattr(raw, k) for k in _SERVICE_FIELDS}
             if not isinstance(fields["Service"], str):
                 raise TypeError("Service is not a string")
             key = (name, sid)
@@ -180,15 +229,15 @@ class UICatalog:
             names.add(fields["Service"])
         node.service_marks = marks
 
-    def _update_checks(self, name: str, node: _Node, checks: Iterable[Raw],
+    def _update_checks(self, name: str, node: _Node, checks: Iterable[UICheck],
                        marks: dict[str, Any], names: set[str], *, trusted: bool) -> None:
         old, held = node.check_marks, node.checks
         touched: list[dict[str, Any]] = [held.pop(cid) for cid in old.keys() - marks.keys()]
         for raw in checks:
-            cid = raw["CheckID"]
+            cid = raw.CheckID
             if trusted and old.get(cid) == marks[cid]:
                 continue
-            fields = {k: raw.get(k) for k in _CHECK_FIELDS}
+            fields = {k: getattr(raw, k) for k in _CHECK_FIELDS}
             fields["ServiceID"] = fields["ServiceID"] or ""
             if held.get(cid) == fields:
                 continue
@@ -266,11 +315,11 @@ class UICatalog:
         return changed
 
 
-def _summary(items: Sequence[Raw]) -> tuple[int, Any]:
+def _summary(items: Sequence[UIService] | Sequence[UICheck]) -> tuple[int, int]:
     """(count, highest ModifyIndex) of a node's instances or checks."""
     return len(items), max(map(_MODIFY_INDEX, items), default=0)
 
 
-def _tag_list(service: Raw) -> list[Any]:
+def _tag_list(service: dict[str, Any]) -> list[Any]:
     tags = service["Tags"]
     return tags if isinstance(tags, list) else []
