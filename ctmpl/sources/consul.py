@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -138,8 +137,6 @@ class ConsulCatalog:
         self.wait = config.block_query_wait
         self._feed_mode: FeedMode = feed_mode
         self._feeds: dict[str, Feed] = {}
-        self._services: weakref.WeakValueDictionary[str, ConsulQuery] = (
-            weakref.WeakValueDictionary())
 
     @property
     def settings(self) -> CatalogConfig:
@@ -199,17 +196,8 @@ class ConsulCatalog:
         return ConsulQuery(self, key, SERVICES, refresh, "catalog")
 
     def service(self, spec: ServiceSpec) -> Query:
-        """``/v1/health/service/<name>``: instances filtered by tag and status.
-
-        A template calls this once per service per render: the query of a key still in use
-        is returned again rather than built again (thousands per render otherwise)."""
+        """``/v1/health/service/<name>``: instances filtered by tag and status."""
         key = f"health.service({spec.key})"
-        query = self._services.get(key)
-        if query is None:
-            query = self._services[key] = self._service_query(key, spec)
-        return query
-
-    def _service_query(self, key: str, spec: ServiceSpec) -> ConsulQuery:
         params: list[tuple[str, str]] = []
         if spec.tag:
             params.append(("tag", spec.tag))
