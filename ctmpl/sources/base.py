@@ -151,7 +151,7 @@ class Query(Protocol):
 
 
 class ConstantQuery:
-    """A query whose answer never changes (``nodes()`` of a catalog without nodes).
+    """A query whose answer never changes (``nodes()`` of etcd or DNS, which have no nodes).
 
     Index 0 answers at once; a watch that has the answer blocks for ``wait`` seconds,
     then gets the same answer and index again, which it ignores.

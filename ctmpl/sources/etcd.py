@@ -29,6 +29,7 @@ from ctmpl.errors import QueryError, SourceError
 from ctmpl.model import KVPair, sort_instances
 from ctmpl.sources.base import (
     UNPINNED,
+    ConstantQuery,
     Pin,
     Query,
     ServiceSpec,
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 Compute = Callable[["Pinned | None"], "tuple[object, int] | None"]
 
 # etcd has no nodes; this constant index makes a nodes() watch block quietly.
-_NODES_INDEX = 1
 
 
 def _prefix_range(prefix: str) -> tuple[bytes, bytes]:
@@ -118,24 +118,6 @@ class EtcdQuery:
             if answer[1] != index or remaining <= 0:
                 return answer
             await wait_changed(event, remaining)
-
-
-class NodesQuery:
-    """``nodes()``: always empty, since etcd registrations carry no node."""
-
-    def __init__(self, wait: float) -> None:
-        self._wait = wait
-
-    @property
-    def key(self) -> str:
-        """Stable identifier."""
-        return "etcd.nodes"
-
-    async def fetch(self, index: int) -> tuple[object, int]:
-        """``()`` at once for index 0; otherwise block for block_query_wait (nothing changes)."""
-        if index == _NODES_INDEX:
-            await asyncio.sleep(self._wait)
-        return (), _NODES_INDEX
 
 
 class EtcdCatalog:
@@ -219,7 +201,7 @@ class EtcdCatalog:
 
     def nodes(self) -> Query:
         """Always an empty tuple: etcd has no nodes."""
-        return NodesQuery(self._config.block_query_wait)
+        return ConstantQuery("etcd.nodes", (), self._config.block_query_wait)
 
     def key(self, path: str) -> Query:
         """One raw etcd key (not under the catalog prefix) as a KVPair, or None."""
