@@ -27,6 +27,8 @@ import dns.message
 import dns.query
 import pytest
 
+from tests.fixtures_etcd import kill_server
+
 START_TIMEOUT = 20.0
 DNSMASQ_BIN = shutil.which("dnsmasq") or shutil.which("dnsmasq", path="/usr/sbin:/sbin")
 
@@ -92,10 +94,7 @@ class DnsServer:
     def stop(self) -> None:
         """Stop dnsmasq (SIGKILL: paused or not)."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_server(proc)
 
     def pause(self) -> None:
         """Stop answering (SIGSTOP): questions time out, as with a hung server."""

@@ -28,6 +28,14 @@ import pytest
 START_TIMEOUT = 30.0
 
 
+def kill_server(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL a server process still running (as a crash or a lost host would) and reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket() as sock:
@@ -115,10 +123,7 @@ class EtcdServer:
     def stop(self) -> None:
         """Stop etcd abruptly (SIGKILL), as a crash or a lost host would."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_server(proc)
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT

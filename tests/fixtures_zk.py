@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from tests.fixtures_etcd import free_port
+from tests.fixtures_etcd import free_port, kill_server
 
 JAR = Path(os.environ.get("CTMPL_ZOOKEEPER_JAR", "/usr/share/java/zookeeper.jar"))
 START_TIMEOUT = 60.0
@@ -80,10 +79,7 @@ class ZkServer:
     def stop(self) -> None:
         """Kill the server (SIGKILL), as a crash or a lost host would."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_server(proc)
 
     def wipe(self) -> None:
         """Lose every node and session, as a ZooKeeper recreated without its volume does."""
