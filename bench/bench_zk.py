@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_latency import wait_text  # noqa: E402
+
 from tests.fixtures_zk import JAR, ZkServer  # noqa: E402
 
 TEMPLATE = """{% for s in services() %}upstream {{ s.Name }} {
@@ -32,19 +34,6 @@ TEMPLATE = """{% for s in services() %}upstream {{ s.Name }} {
 {% endfor %}}
 {% endfor %}"""
 PREFIX = "/bench/services"
-
-
-def wait_text(path: Path, needle: str, timeout: float = 120.0) -> float:
-    """Seconds until ``path`` contains ``needle``."""
-    start = time.perf_counter()
-    while time.perf_counter() - start < timeout:
-        try:
-            if needle in path.read_text():
-                return time.perf_counter() - start
-        except FileNotFoundError:
-            pass
-        time.sleep(0.002)
-    raise TimeoutError(f"{path} never showed {needle!r}")
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -84,7 +73,7 @@ def main() -> None:
                 [sys.executable, "-m", "ctmpl", "-catalog", f"zk://{server.hosts}{PREFIX}",
                  "-template", f"{src}:{out}", "-wait", "0s", "-log-level", "err"], cwd=ROOT)
             try:
-                wait_text(out, f"server {last}:80;")
+                wait_text(out, f"server {last}:80;", timeout=120.0)
                 first = time.perf_counter() - started
                 times = []
                 for n in range(args.changes):
@@ -92,7 +81,7 @@ def main() -> None:
                     s = n % args.services
                     began = time.perf_counter()
                     writer.create(f"{PREFIX}/svc{s}/10.{s // 250}.{s % 250}.{200 + n}:81")
-                    wait_text(out, f"10.{s // 250}.{s % 250}.{200 + n}:81;")
+                    wait_text(out, f"10.{s // 250}.{s % 250}.{200 + n}:81;", timeout=120.0)
                     times.append(time.perf_counter() - began)
                 rss = peak_rss_mib(proc.pid)
             finally:
