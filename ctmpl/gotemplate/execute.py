@@ -10,7 +10,7 @@ Expressions are evaluated by :class:`ctmpl.gotemplate.evaluate.Evaluator`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ctmpl.gotemplate import nodes as n
 from ctmpl.gotemplate.calls import ExecError, GoFunc
@@ -18,6 +18,7 @@ from ctmpl.gotemplate.evaluate import Evaluator
 from ctmpl.gotemplate.fmtfloat import go_float
 from ctmpl.gotemplate.fmtvalue import format_mapping_key, quote
 from ctmpl.gotemplate.gofmt import sprint
+from ctmpl.gotemplate.reuse import Plan, Planner, inputs, slot_key
 from ctmpl.gotemplate.values import (
     MISSING,
     NIL,
@@ -28,6 +29,9 @@ from ctmpl.gotemplate.values import (
     truth,
     type_name,
 )
+
+if TYPE_CHECKING:
+    from ctmpl.template.reuse import Session
 
 MAX_DEPTH = 200
 
@@ -44,7 +48,8 @@ class State(Evaluator):
     """One execution: output, variables and the node being evaluated (for errors)."""
 
     def __init__(self, text: str, name: str, trees: Mapping[str, n.ListNode],
-                 funcs: Mapping[str, GoFunc], missing_key_error: bool = False) -> None:
+                 funcs: Mapping[str, GoFunc], missing_key_error: bool = False,
+                 *, reuse: tuple[Planner, Session] | None = None) -> None:
         self.text = text
         self.parse_name = name
         self.trees = trees
@@ -55,6 +60,7 @@ class State(Evaluator):
         self.vars: list[list[Any]] = []
         self.node: n.Node | None = None
         self.depth = 0
+        self.reuse = reuse  # keeps unchanged range iterations (ctmpl.gotemplate.reuse)
         self._walkers: dict[type, Callable[[Any, Any], None]] = {
             n.TextNode: self._walk_text,
             n.ListNode: self._walk_list,
@@ -188,6 +194,7 @@ class State(Evaluator):
             items = self._range_items(value)
             inner = len(self.vars)
             decls = len(node.pipe.decl)
+            plan = None if self.reuse is None or not items else self.reuse[0].plan(node)
             try:
                 for index, elem in items:
                     if decls:
@@ -195,7 +202,8 @@ class State(Evaluator):
                     if decls > 1:
                         self.vars[-2][1] = index
                     try:
-                        self.walk(elem, node.list)
+                        if plan is None or not self._walk_kept(plan, index, elem, node.list):
+                            self.walk(elem, node.list)
                     except _Continue:
                         pass
                     finally:
@@ -208,6 +216,24 @@ class State(Evaluator):
                 self.walk(dot, node.else_list)
         finally:
             del self.vars[mark:]
+
+    def _walk_kept(self, plan: Plan, index: Any, elem: Any, body: n.ListNode) -> bool:
+        """One iteration of a reusable range: its kept output, or the body run and kept.
+        False when the iteration cannot be kept (it is then run as usual)."""
+        assert self.reuse is not None
+        key = slot_key(index, elem)
+        now = None if key is None else inputs(elem, plan.variables, self.vars)
+        if now is None:
+            return False
+        session = self.reuse[1]
+        kept = session.enter(plan.site, key, now)
+        if kept is None:
+            mark = len(self.out)
+            self.walk(elem, body)
+            kept = session.leave("".join(self.out[mark:]))
+            del self.out[mark:]
+        self.out.append(kept)
+        return True
 
     def _range_items(self, value: Any) -> list[tuple[Any, Any]] | Any:
         if value is MISSING or value is NIL:

@@ -7,6 +7,7 @@ services (``node``), KV pairs (``ls``/``tree``) and the per-render ``scratch``.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any, ClassVar
 
 from ctmpl.gotemplate.calls import GoError, GoFunc
@@ -41,8 +42,13 @@ class HealthCheck(GoStruct):
                  "ServiceName")
 
     def __init__(self, check: Check) -> None:
+        self._check = check
         for name in self.go_fields:
             setattr(self, name, getattr(check, name))
+
+    def reuse_source(self) -> object:
+        """The check shown."""
+        return self._check
 
 
 def _from_instance(name: str) -> property:
@@ -59,6 +65,14 @@ class HealthService(GoStruct):
 
     def __init__(self, inst: Instance) -> None:
         self._inst = inst
+
+    def reuse_key(self) -> Hashable:
+        """The instance: its node and ID."""
+        return ("go:instance", self._inst.Node, self._inst.ID)
+
+    def reuse_source(self) -> object:
+        """The instance shown."""
+        return self._inst
 
     Node = _from_instance("Node")
     NodeID = _from_instance("NodeID")
@@ -98,8 +112,17 @@ class CatalogSnippet(GoStruct):
     go_fields = ("Name", "Tags")
 
     def __init__(self, summary: ServiceSummary) -> None:
+        self._summary = summary
         self.Name = summary.Name
         self.Tags = _tags(summary.Tags)
+
+    def reuse_key(self) -> Hashable:
+        """The service name."""
+        return ("go:service", self.Name)
+
+    def reuse_source(self) -> object:
+        """The service summary shown."""
+        return self._summary
 
 
 class NodeStruct(GoStruct):
@@ -109,12 +132,21 @@ class NodeStruct(GoStruct):
     go_fields = ("ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta")
 
     def __init__(self, node: Node) -> None:
+        self._node = node
         self.ID = node.ID
         self.Node = node.Node
         self.Address = node.Address
         self.Datacenter = node.Datacenter
         self.TaggedAddresses = StrMap(node.TaggedAddresses)
         self.Meta = StrMap(node.Meta)
+
+    def reuse_key(self) -> Hashable:
+        """The node name."""
+        return ("go:node", self.Node)
+
+    def reuse_source(self) -> object:
+        """The node shown."""
+        return self._node
 
 
 class CatalogNodeService(GoStruct):
@@ -124,6 +156,7 @@ class CatalogNodeService(GoStruct):
     go_fields = ("ID", "Service", "Tags", "Meta", "Port", "Address", "EnableTagOverride")
 
     def __init__(self, svc: NodeService) -> None:
+        self._svc = svc
         self.ID = svc.ID
         self.Service = svc.Service
         self.Tags = _tags(svc.Tags)
@@ -131,6 +164,14 @@ class CatalogNodeService(GoStruct):
         self.Port = svc.Port
         self.Address = svc.Address
         self.EnableTagOverride = False
+
+    def reuse_key(self) -> Hashable:
+        """The service instance's ID."""
+        return ("go:node-service", self.ID)
+
+    def reuse_source(self) -> object:
+        """The node's service shown."""
+        return self._svc
 
 
 class CatalogNode(GoStruct):
@@ -140,9 +181,14 @@ class CatalogNode(GoStruct):
     go_fields = ("Node", "Services")
 
     def __init__(self, data: NodeServices) -> None:
+        self._data = data
         self.Node: Any = NodeStruct(data.Node) if data.Node else NilPtr("*dependency.Node")
         self.Services = GoList.of("[]*dependency.CatalogNodeService",
                                   [CatalogNodeService(s) for s in data.Services])
+
+    def reuse_source(self) -> object:
+        """The node and services shown."""
+        return self._data
 
 
 class KeyPair(GoStruct):
@@ -153,12 +199,21 @@ class KeyPair(GoStruct):
                  "Session")
 
     def __init__(self, pair: KVPair, key: str | None = None) -> None:
+        self._pair = pair
         self.Path = pair.Path
         self.Key = pair.Key if key is None else key
         self.Value = pair.Value
         self.CreateIndex = self.ModifyIndex = self.LockIndex = 0
         self.Flags = pair.Flags
         self.Session = ""
+
+    def reuse_key(self) -> Hashable:
+        """The key."""
+        return ("go:key", self.Key)
+
+    def reuse_source(self) -> object:
+        """The pair shown, and the key as shown (``tree`` shows it relative)."""
+        return (self._pair, self.Key)
 
 
 class Scratch(GoStruct):

@@ -21,10 +21,12 @@ from ctmpl.gotemplate.functions import DATA_NAMES, CatalogFunctions, ViewCache
 from ctmpl.gotemplate.helpers import HELPERS
 from ctmpl.gotemplate.parse_pipeline import ParseError
 from ctmpl.gotemplate.parser import parse
+from ctmpl.gotemplate.reuse import Planner
 from ctmpl.gotemplate.structs import Scratch
 from ctmpl.gotemplate.values import MISSING, NIL
 from ctmpl.sources.base import Catalog
 from ctmpl.template.data import DataFunctions, Dependencies, QueryMemo
+from ctmpl.template.reuse import BlockCache, ReuseStats, Session
 
 FUNCTION_NAMES = frozenset((*BUILTINS, *HELPERS, *DATA_NAMES))
 
@@ -44,6 +46,9 @@ class GoTemplate:
             raise GoTemplateError(f"{self.name}: parse: {exc}") from None
         self._views = ViewCache()
         self._memo = QueryMemo()
+        self._planner = Planner(self.trees)
+        self._kept = BlockCache()
+        self.reuse_stats = ReuseStats()  # the last render's reused and rendered iterations
 
     def render(self, catalog: Catalog, brain: Brain) -> tuple[bytes, Dependencies]:
         """Execute once; GoTemplateError names the template, line and column."""
@@ -55,18 +60,23 @@ class GoTemplate:
             funcs[name] = GoFunc(_denied, ("any",), variadic=True)
         scratch = Scratch()
         funcs["scratch"] = GoFunc(lambda: scratch)
-        state = State(self.text, "", self.trees, funcs, self.config.error_on_missing_key)
+        session = Session(self._kept, data, frozenset())
+        state = State(self.text, "", self.trees, funcs, self.config.error_on_missing_key,
+                      reuse=(self._planner, session))
         funcs["executeTemplate"] = GoFunc(_execute_template(state), ("string", "any"),
                                           variadic=True)
+        complete = False
         try:
             text = state.execute("", MISSING)
+            complete = data.deps.complete
         except ExecError as exc:
-            self._views.rotate()
             raise GoTemplateError(f"{self.name}: execute: {exc}") from None
         except RecursionError:
-            self._views.rotate()
             raise GoTemplateError(f"{self.name}: execute: template nesting too deep") from None
-        self._views.rotate()
+        finally:
+            self._views.rotate()
+            self._kept.end(complete)
+            self.reuse_stats = session.stats
         return text.encode("utf-8", "surrogateescape"), data.deps
 
 

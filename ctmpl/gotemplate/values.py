@@ -15,7 +15,7 @@ consul-template hands them out). Three kinds of "nothing" print differently in G
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any, ClassVar
 
 
@@ -155,6 +155,15 @@ class GoStruct:
 
     def __hash__(self) -> int:
         return id(self)
+
+    def reuse_key(self) -> Hashable | None:
+        """What names this value across renders (a service, a node, a key), if anything
+        (see :mod:`ctmpl.gotemplate.reuse`)."""
+        return None
+
+    def reuse_source(self) -> object | None:
+        """The immutable catalog data this value shows, if any: equal sources render alike."""
+        return None
 
 
 INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1

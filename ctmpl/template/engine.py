@@ -96,6 +96,7 @@ class Template:
                 content, deps = self._go.render(catalog, brain)
             finally:
                 self.last_deps = self._go.last_deps
+                self._note_reuse(self._go.reuse_stats)
             return Rendered(content=content, deps=deps)
         data = DataFunctions(catalog, brain, self.config.sandbox_path, self._memo)
         self.last_deps = data.deps
@@ -119,13 +120,16 @@ class Template:
         finally:
             self._reuse.session = None
             self._reuse.cache.end(complete)
-            self.reuse_stats = stats = session.stats
-            if stats.reused or stats.rendered:
-                log.debug("%s: reused %d of %d blocks", self.name, stats.reused,
-                          stats.reused + stats.rendered)
+            self._note_reuse(session.stats)
         if not text.endswith("\n") and text:
             text += "\n"
         return Rendered(content=text.encode("utf-8"), deps=data.deps)
+
+    def _note_reuse(self, stats: ReuseStats) -> None:
+        self.reuse_stats = stats
+        if stats.reused or stats.rendered:
+            log.debug("%s: reused %d of %d blocks", self.name, stats.reused,
+                      stats.reused + stats.rendered)
 
     def _render_text(self, variables: dict[str, Any]) -> str:
         try:
