@@ -124,6 +124,7 @@ def test_invalid_config_on_sighup_keeps_the_running_one_with_one_line(tmp_path: 
     args = setup(tmp_path, '{{ key("n") }}\n', {"n": "1"})
     with daemon(args, tmp_path / "log") as proc:
         wait_for(lambda: out(tmp_path) == "1\n", what="first render")
+        proc.wait_log("rendered")  # the file is written before its log line
         before = len(proc.text().splitlines())
         good = (tmp_path / "ct.hcl").read_text()
         write_atomic(tmp_path / "ct.hcl", good + "bogus_key = 1\n")
