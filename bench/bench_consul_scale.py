@@ -68,7 +68,8 @@ def check_body(inst: Inst, check_id: str, status: str) -> dict[str, Any]:
 class ConsulBackend:
     """The double (in its own process) or a real dev agent, behind a counting proxy."""
 
-    kinds = ("registration", "address", "port", "tag", "flap", "node", "maintenance")
+    kinds: tuple[str, ...] = ("registration", "address", "port", "tag", "flap", "node",
+                              "maintenance")
 
     def __init__(self) -> None:
         binary = consul_binary()

@@ -11,7 +11,10 @@ etcd, …) and calls ``run()``, which:
 - makes single-instance changes of mixed kinds (``KINDS``), each followed by its undo (a
   registration by its deregistration, a flap by its recovery, …), and times each related
   one until the file shows it; the backend's ``RequestCounter`` (when it has one) counts the
-  requests ctmpl sent and the connections it held for each change;
+  requests ctmpl sent and the connections it held for each change, and notes when the
+  answer that carried the change (the first one begun after it, with a higher index than
+  ctmpl had seen) was passed on to ctmpl: the catalog's reply time, and ctmpl's own time
+  beyond it until the file was written;
 - applies a burst of back-to-back changes and times how long the file takes to show their
   final state (converged), with the CPU and peak RSS meanwhile.
 
@@ -31,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -147,11 +150,28 @@ class Backend(Protocol):
     def stop(self) -> None: ...
 
 
+class Answer(Protocol):
+    """One answer the catalog gave ctmpl (``tests.consul_proxy.Answer``)."""
+
+    @property
+    def index(self) -> int: ...  # the catalog's index (X-Consul-Index)
+
+    @property
+    def began(self) -> float: ...  # time.time() of its first byte
+
+    @property
+    def ended(self) -> float: ...  # time.time() when its last byte reached ctmpl
+
+
 class RequestCounter(Protocol):
-    """Requests sent and connections held, as ``tests.consul_proxy.ConsulProxy`` counts."""
+    """Requests sent and connections held, as ``tests.consul_proxy.ConsulProxy`` counts,
+    and the answers passed on to ctmpl (in the order they ended)."""
 
     max_connections: int
     open_connections: int
+
+    @property
+    def answers(self) -> Sequence[Answer]: ...
 
     def mark(self) -> int: ...
 
@@ -329,6 +349,9 @@ class Result:
     idle_rss: float = 0.0
     idle_cpu: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=dict)  # kind -> seconds
+    replies: list[float] = field(default_factory=list)  # change → its answer reached ctmpl
+    beyond: list[float] = field(default_factory=list)  # that answer → the file written
+    change_cpu: list[float] = field(default_factory=list)  # ctmpl's CPU seconds per change
     related: list[tuple[int, int]] = field(default_factory=list)  # (requests, connections)
     unrelated: list[tuple[int, int]] = field(default_factory=list)
     burst: int = 0
@@ -381,19 +404,38 @@ class Session:
         return (cpu(self.proc) - c0) / 3.0, self.proc.memory_info().rss / 2**20
 
     def measure(self, change: Change, result: Result) -> None:
-        """Apply one change; record its latency, requests and connections."""
-        mark = self.count.mark() if self.count is not None else 0
+        """Apply one change; record its latency (split at the answer that carried it),
+        requests, connections and ctmpl's CPU."""
+        mark = answered = 0
+        seen = 0
         if self.count is not None:
+            mark, answered = self.count.mark(), len(self.count.answers)
+            seen = max((a.index for a in self.count.answers), default=0)
             self.count.max_connections = self.count.open_connections
+        c0 = cpu(self.proc)
         started = time.time()
         change.apply()
         if change.related:
             took = self.out.wait(change.shows, started)
             result.latencies.setdefault(change.kind, []).append(took)
+            answer = self._carrier(answered, seen, started)
+            if answer is not None:
+                written = started + took
+                result.replies.append(max(0.0, answer.ended - started))
+                result.beyond.append(max(0.0, written - answer.ended))
         self.settle()
+        result.change_cpu.append(cpu(self.proc) - c0)
         if self.count is not None:
             counts = (len(self.count.since(mark)), self.count.max_connections)
             (result.related if change.related else result.unrelated).append(counts)
+
+    def _carrier(self, answered: int, seen: int, started: float) -> Answer | None:
+        """The answer that carried a change made at ``started``: the first one begun after
+        it with an index above every one ctmpl had seen (an index only grows)."""
+        assert self.count is not None
+        found = [a for a in self.count.answers[answered:] if a.began >= started
+                 and a.index > seen]
+        return min(found, key=lambda a: a.ended) if found else None
 
     def burst(self, count: int, result: Result) -> None:
         """``count`` address changes back to back; then wait until the file shows them."""
@@ -480,6 +522,12 @@ def report(results: list[Result]) -> None:
         ("changes timed (related) / made",
          lambda r: f"{len(r.all_latencies)} / {len(r.related) + len(r.unrelated)}"),
         ("change → file p50 / p99", lambda r: _ms(r.all_latencies)),
+        ("of which the catalog's reply (change → its answer reached ctmpl) p50 / p99",
+         lambda r: _ms(r.replies)),
+        ("of which ctmpl beyond the reply (answer → file written) p50 / p99",
+         lambda r: _ms(r.beyond)),
+        ("ctmpl CPU per single change (mean)",
+         lambda r: f"{statistics.mean(r.change_cpu) * 1000:.1f} ms" if r.change_cpu else "—"),
         ("requests per related change (mean / max)",
          lambda r: f"{_mean(r.related)} / {_max(r.related, 0)}"),
         ("requests per unrelated change (mean / max)",

@@ -1,11 +1,15 @@
 """A TCP proxy in front of a Consul agent (the double or a real one) for request-count tests.
 
-It counts the HTTP requests ctmpl sends and the connections it holds (now and at most), and
-injects transport faults into chosen requests: a reset connection, a ``500``, a ``429``, or
-a request that is never answered (a timeout on the client's side). It works the same in
-front of the API double and of a real ``consul agent -dev``, so request counts can be
-asserted against both. ctmpl sends only ``GET`` requests without bodies, so a request is one
-header block ending in an empty line.
+It counts the HTTP requests ctmpl sends and the connections it holds (now and at most),
+notes every answer it forwards (``answers``: its request, status, ``X-Consul-Index``, when
+its first byte came from the agent and when its last byte was passed on to ctmpl: a
+benchmark's "the agent's reply time"), and injects transport faults into chosen requests: a
+reset connection, a ``500``, a ``429``, or a request that is never answered (a timeout on
+the client's side). It works the same in front of the API double and of a real ``consul
+agent -dev``, so request counts can be asserted against both. ctmpl sends only ``GET``
+requests without bodies, so a request is one header block ending in an empty line; an
+answer is framed by its ``Content-Length``, its chunks (a real agent's large answers), or
+the end of the connection.
 
 The proxy runs on its own event loop in a background thread, like the double.
 """
@@ -16,6 +20,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -26,6 +31,17 @@ _ANSWERS = {
            b"Connection: close\r\n\r\nboom!\n",
     "429": b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
 }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer the agent gave ctmpl, as forwarded (times from ``time.time()``)."""
+
+    request: str  # "GET /path?query"
+    status: int
+    index: int  # X-Consul-Index, 0 without one
+    began: float  # its first byte arrived from the agent
+    ended: float  # its last byte was written to ctmpl
 
 
 @dataclass
@@ -44,6 +60,7 @@ class ConsulProxy:
     open_connections: int = 0
     max_connections: int = 0
     faults: list[tuple[str, Fault]] = field(default_factory=list)  # injected so far
+    answers: list[Answer] = field(default_factory=list)  # forwarded, in order of their end
     _injections: list[_Injection] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.Server | None = None
@@ -127,9 +144,10 @@ class ConsulProxy:
             self.open_connections -= 1
             writer.close()
             return
-        pump = asyncio.create_task(self._pump(up_reader, writer))
+        sent: deque[str] = deque()  # forwarded requests not answered yet, in order
+        pump = asyncio.create_task(self._answers(up_reader, writer, sent))
         try:
-            await self._requests(reader, writer, up_writer)
+            await self._requests(reader, writer, up_writer, sent)
         finally:
             self.open_connections -= 1
             pump.cancel()
@@ -139,7 +157,7 @@ class ConsulProxy:
 
     async def _requests(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-        up_writer: asyncio.StreamWriter,
+        up_writer: asyncio.StreamWriter, sent: deque[str],
     ) -> None:
         while True:
             try:
@@ -161,14 +179,67 @@ class ConsulProxy:
                 with contextlib.suppress(ConnectionError):
                     await reader.read()
                 return
+            sent.append(request)
             up_writer.write(head)
             await up_writer.drain()
 
-    @staticmethod
-    async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            while data := await src.read(65536):
-                dst.write(data)
+    async def _answers(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, sent: deque[str]
+    ) -> None:
+        """Pass the agent's answers on, one at a time, noting each (``answers``)."""
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError,
+                                 asyncio.IncompleteReadError):
+            while True:
+                head = await src.readuntil(b"\r\n\r\n")
+                began = time.time()
+                dst.write(head)
+                status, headers = _parse_head(head)
+                await _forward_body(src, dst, status, headers)
                 await dst.drain()
+                self.answers.append(Answer(
+                    sent.popleft() if sent else "?", status,
+                    int(headers.get("x-consul-index", "0") or 0), began, time.time()))
         with contextlib.suppress(Exception):
             dst.close()
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    """The status and the (lower-cased) headers of an answer's header block."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return status, headers
+
+
+async def _forward_body(src: asyncio.StreamReader, dst: asyncio.StreamWriter, status: int,
+                        headers: dict[str, str]) -> None:
+    """Copy one answer's body, framed by Content-Length, chunks, or the end of the stream."""
+    if status in (204, 304) or 100 <= status < 200:
+        return
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        while True:
+            line = await src.readuntil(b"\r\n")
+            dst.write(line)
+            size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while (trailer := await src.readuntil(b"\r\n")) != b"\r\n":
+                    dst.write(trailer)
+                dst.write(trailer)
+                return
+            dst.write(await src.readexactly(size + 2))
+            await dst.drain()
+    length = headers.get("content-length")
+    remaining = int(length) if length is not None else -1
+    while remaining != 0:
+        data = await src.read(262144 if remaining < 0 else min(remaining, 262144))
+        if not data:
+            return
+        dst.write(data)
+        await dst.drain()
+        if remaining > 0:
+            remaining -= len(data)

@@ -88,7 +88,8 @@ def test_requests_per_change_at_1000_services(
         counts: dict[str, list[str]] = {}
 
         def change(kind: str, action: object, want: str | None = None) -> None:
-            mark = proxy.mark()
+            mark, answered = proxy.mark(), len(proxy.answers)
+            seen = max(a.index for a in proxy.answers)
             action()  # type: ignore[operator]
             if want is not None:
                 daemon.wait_for(want, timeout=30)
@@ -97,6 +98,9 @@ def test_requests_per_change_at_1000_services(
             wait_for(lambda: proxy.since(mark), timeout=30, what=f"a request after {kind}")
             proxy.quiet()
             counts[kind] = proxy.since(mark)
+            # The proxy noted the answer that carried the change (the benchmark times it).
+            assert any(a.index > seen and a.request.startswith("GET /v1/internal/ui/nodes")
+                       for a in proxy.answers[answered:]), (kind, proxy.answers[answered:])
 
         change("unrelated address", lambda: register(consul, 1, "10.3.0.1"))
         change("unrelated flap", lambda: register(consul, 3, status="critical"))
