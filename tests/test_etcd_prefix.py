@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ctmpl.register.etcd_registry import registration_key
+from ctmpl.register.layout import registration_key
 from ctmpl.sources.base import parse_service
 from ctmpl.sources.etcd import slash_variant
 from ctmpl.sources.registrations import etcd_prefix

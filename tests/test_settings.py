@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ctmpl.errors import ConfigError, UsageError
-from ctmpl.register.etcd_registry import registration_key, registration_value
+from ctmpl.register.layout import registration_key, registration_value
 from ctmpl.register.settings import REGISTER_FLAGS, load_register_config
 from ctmpl.register.spec import CheckSpec, parse_check, parse_status_range, split_address
 from ctmpl.sources.registrations import EntryParser
@@ -101,8 +101,18 @@ def test_consul_needs_a_service_and_file_catalogs_are_refused() -> None:
         load_register_config(["-address", "1.2.3.4:80"], {})
     with pytest.raises(UsageError, match=r"flag -catalog: catalog: .* not a file"):
         load_register_config(["-catalog", "file://x.yaml", "-address", "1.2.3.4:80"], {})
-    with pytest.raises(UsageError, match=r"flag -catalog: catalog: .* not zk://"):
-        load_register_config(["-catalog", "zk://h/s", "-address", "1.2.3.4:80"], {})
+    with pytest.raises(UsageError, match=r"flag -catalog: catalog: .* not dns://"):
+        load_register_config(["-catalog", "dns://", "-address", "1.2.3.4:80"], {})
+
+
+def test_zookeeper_registrations_need_a_service_or_a_prefix_and_no_once() -> None:
+    config = load_register_config(["-catalog", "zk://h/s", "-address", "1.2.3.4:80"], {})
+    assert (config.catalog.zk.prefix, config.service, config.id) == ("/s", "", "1.2.3.4:80")
+    with pytest.raises(ConfigError, match=r"register\.service: required when the zk prefix"):
+        load_register_config(["-catalog", "zk://h", "-address", "1.2.3.4:80"], {})
+    with pytest.raises(UsageError, match=r"flag -once: register\.once: a ZooKeeper"):
+        load_register_config(["-catalog", "zk://h/s", "-service", "w", "-address",
+                              "1.2.3.4:80", "-once"], {})
 
 
 def test_bad_input_is_one_line_and_a_documented_exit_code() -> None:

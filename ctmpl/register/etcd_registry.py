@@ -1,18 +1,15 @@
 """Registration in etcd v3: one key bound to a lease that is kept alive while healthy.
 
-The key and value are the layouts the etcd catalog reads (``ctmpl.sources.registrations``):
-``<prefix>/<service>/<id>`` or the flat ``<prefix>/<host>:<port>``, valued ``host:port`` or
-a JSON object with Address, Port, Tags and Meta. Every healthy tick reads the key: when it
-is ours and its lease is alive, the lease is kept alive; otherwise (first start, deleted
-key, expired lease, a registry restarted empty) a new lease is granted and the key written.
+The key and value are the layouts the etcd catalog reads (``ctmpl.register.layout``). Every
+healthy tick reads the key: when it is ours and its lease is alive, the lease is kept alive;
+otherwise (first start, deleted key, expired lease, a registry restarted empty) a new lease
+is granted and the key written.
 An unhealthy tick or a stop deletes the key and revokes its lease; a crash leaves the lease
 to expire after its TTL. The connection is ``ctmpl.sources.etcd_client``'s, as the catalog's.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from typing import Any
 
 import grpc  # type: ignore[import-untyped]
@@ -20,24 +17,7 @@ from aetcd import rpc
 
 from ctmpl.config.model import EtcdConfig
 from ctmpl.register.base import RegistryDown
-from ctmpl.register.spec import join_host_port
 from ctmpl.sources.etcd_client import EtcdConnection, Session, describe
-
-
-def registration_key(prefix: str, service: str, id: str, host: str, port: int) -> str:
-    """``<prefix>/<service>/<id>`` with a service, else the flat ``<prefix>/<host>:<port>``."""
-    rest = f"{service}/{id}" if service else join_host_port(host, port)
-    return f"{prefix.rstrip('/')}/{rest}" if prefix else rest
-
-
-def registration_value(
-    host: str, port: int, tags: tuple[str, ...], meta: Mapping[str, str], as_json: bool
-) -> str:
-    """``host:port``, or the JSON object the catalog reads when tags or meta must travel."""
-    if not as_json:
-        return join_host_port(host, port)
-    doc: dict[str, Any] = {"Address": host, "Port": port, "Tags": list(tags), "Meta": dict(meta)}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 class EtcdRegistry:

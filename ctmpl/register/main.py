@@ -26,18 +26,24 @@ log = logging.getLogger("ctmpl.register")
 
 
 def make_registry(config: RegisterConfig, op_timeout: float) -> Registry:
-    """The etcd or Consul registration ``config`` asks for (importing only its client)."""
-    if config.catalog.kind == "etcd":
-        from ctmpl.register.etcd_registry import (
-            EtcdRegistry,
-            registration_key,
-            registration_value,
-        )
+    """The etcd, ZooKeeper or Consul registration ``config`` asks for (importing only its
+    client)."""
+    if config.catalog.kind in ("etcd", "zk"):
+        from ctmpl.register.layout import registration_key, registration_value
+
+        value = registration_value(config.host, config.port, config.tags, config.meta,
+                                   config.format == "json")
+        if config.catalog.kind == "zk":
+            from ctmpl.register.zk_registry import ZkRegistry
+
+            zk = config.catalog.zk
+            path = registration_key(zk.prefix or "/", config.service, config.id, config.host,
+                                    config.port)
+            return ZkRegistry(zk, path, value, config.ttl, op_timeout)
+        from ctmpl.register.etcd_registry import EtcdRegistry
 
         key = registration_key(config.catalog.etcd.prefix, config.service, config.id,
                                config.host, config.port)
-        value = registration_value(config.host, config.port, config.tags, config.meta,
-                                   config.format == "json")
         return EtcdRegistry(config.catalog.etcd, key, value, int(config.ttl), op_timeout)
     from ctmpl.register.consul_registry import ConsulRegistry
 

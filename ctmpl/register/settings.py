@@ -1,9 +1,10 @@
 """``ctmpl register`` settings: flags, ``register { … }`` HCL block and environment, finalized.
 
 The same layers as the daemon (defaults < environment < config files < flags), checked by the
-same schema: the registry is the daemon's ``catalog`` (``consul`` or ``etcd://…/prefix``)
-with its ``consul { }`` / ``etcd { }`` blocks and ``-consul-*`` / ``-etcd-*`` flags, so one
-config file can serve both halves and the etcd prefix is parsed by the same function.
+same schema: the registry is the daemon's ``catalog`` (``consul``, ``etcd://…/prefix`` or
+``zk://…/prefix``) with its ``consul { }`` / ``etcd { }`` / ``zk { }`` blocks and
+``-consul-*`` / ``-etcd-*`` flags, so one config file can serve both halves and the prefix is
+parsed by the same function.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ _SHARED = {"config", "catalog", "log-level", "log-format", "pid-file"}
 REGISTER_FLAGS: tuple[Flag, ...] = (
     *(f for f in FLAGS if f.name in _SHARED or (f.name.startswith(("consul-", "etcd-"))
       and not f.name.startswith(("consul-retry", "consul-max")))),
-    Flag("service", "register.service", help="service name (etcd: the <prefix>/<service>/<id> "
-         "layout; without it, the flat <prefix>/<ip>:<port>)", metavar="NAME"),
+    Flag("service", "register.service", help="service name (etcd, ZooKeeper: the "
+         "<prefix>/<service>/<id> layout; without it, the flat <prefix>/<ip>:<port>)",
+         metavar="NAME"),
     Flag("id", "register.id", help="instance id (default ip:port; Consul: service-ip:port)"),
     Flag("address", "register.address", help="the instance's ip:port (required)",
          metavar="HOST:PORT"),
@@ -47,9 +49,11 @@ REGISTER_FLAGS: tuple[Flag, ...] = (
          metavar="N"),
     Flag("fall", "register.fall", help="failing checks to become unhealthy (default 2)",
          metavar="N"),
-    Flag("ttl", "register.ttl", help="etcd lease / Consul check TTL (default 3×interval)",
+    Flag("ttl", "register.ttl", help="etcd lease / Consul check TTL / ZooKeeper session "
+         "timeout (default 3×interval)",
          metavar="DUR"),
-    Flag("format", "register.format", help="etcd value: auto, addr (ip:port) or json",
+    Flag("format", "register.format", help="etcd or ZooKeeper value: auto, addr (ip:port) or "
+         "json",
          metavar="FORMAT"),
     Flag("once", "register.once", "bool", "check once, register or deregister, exit"),
 )
@@ -133,9 +137,10 @@ def finalize_register(raw: Mapping[str, Any]) -> RegisterConfig:
     """The frozen RegisterConfig; ConfigError naming the ``register.*`` key that is wrong."""
     reg = dict(raw.get("register", {}))
     catalog = _catalog(raw)
-    if catalog.kind not in ("consul", "etcd"):
+    if catalog.kind not in ("consul", "etcd", "zk"):
         what = {"file": "a file"}.get(catalog.kind, f"{catalog.kind}://…")
-        raise ConfigError(f"catalog: ctmpl register writes to consul or etcd://…, not {what}")
+        raise ConfigError("catalog: ctmpl register writes to consul, etcd://… or zk://…, "
+                          f"not {what}")
     if not reg.get("address"):
         raise ConfigError("register.address: required (the instance's ip:port, e.g. -address "
                           "10.0.0.7:8080)")
@@ -143,9 +148,14 @@ def finalize_register(raw: Mapping[str, Any]) -> RegisterConfig:
     service = reg.get("service", "")
     if catalog.kind == "consul" and not service:
         raise ConfigError("register.service: required with Consul")
-    if catalog.kind == "etcd" and not service and not catalog.etcd.prefix.strip("/"):
-        raise ConfigError("register.service: required when the etcd prefix is empty (the flat "
-                          "<prefix>/<ip>:<port> layout names the service after the prefix)")
+    prefix = {"etcd": catalog.etcd.prefix, "zk": catalog.zk.prefix}.get(catalog.kind, "x")
+    if not service and not prefix.strip("/"):
+        raise ConfigError(f"register.service: required when the {catalog.kind} prefix is empty "
+                          "(the flat <prefix>/<ip>:<port> layout names the service after the "
+                          "prefix)")
+    if catalog.kind == "zk" and reg.get("once", False):
+        raise ConfigError("register.once: a ZooKeeper registration is an ephemeral node that "
+                          "ends with the sidekick's session; run the sidekick instead")
     default_id = f"{service}-{join_host_port(host, port)}" if catalog.kind == "consul" else ""
     instance_id = reg.get("id") or default_id or join_host_port(host, port)
     _check_identity(service, instance_id, reg)
