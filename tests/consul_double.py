@@ -51,7 +51,7 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from ctmpl.sources.change_signal import ANY, ChangeSignal, wait_changed
+from ctmpl.change_signal import ANY, ChangeSignal, wait_changed
 from tests.consul_filter import FilterError, compile_filter
 from tests.consul_tables import Lazy, Nodes, Services, Table, UiNodes, dumps, shuffled
 

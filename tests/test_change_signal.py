@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ctmpl.sources.change_signal import ANY, ChangeSignal, wait_changed
+from ctmpl.change_signal import ANY, ChangeSignal, wait_changed
 
 
 async def test_a_change_wakes_only_its_names_and_any() -> None:

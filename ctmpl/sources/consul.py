@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
+from ctmpl.change_signal import ANY, wait_changed
 from ctmpl.config.model import CatalogConfig
 from ctmpl.logs import TRACE
 from ctmpl.model import Instance, KVPair, Node, ServiceSummary, sort_instances
 from ctmpl.sources import consul_decode as decode
 from ctmpl.sources.base import Query, ServiceSpec, kv_path, relative_pairs
-from ctmpl.sources.change_signal import ANY, wait_changed
 from ctmpl.sources.consul_decode import DecodeCache, aggregated_status
 from ctmpl.sources.consul_feed import (
     NODES,

@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from ctmpl import tasks
+from ctmpl.change_signal import ANY, ChangeSignal
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
 from ctmpl.sources import consul_ui_catalog as ui
-from ctmpl.sources.change_signal import ANY, ChangeSignal
 from ctmpl.sources.consul_http import Answer, HTTPStatusError
 from ctmpl.sources.consul_poll import Params, Poll, Request
 from ctmpl.sources.consul_ui_catalog import SnapshotError, UICatalog
@@ -64,7 +64,7 @@ class Feed:
         self._tasks: list[asyncio.Task[None]] = []
 
     def stamp(self, name: str) -> int:
-        """A number that grows whenever ``name`` changes (``ctmpl.sources.change_signal``)."""
+        """A number that grows whenever ``name`` changes (``ctmpl.change_signal``)."""
         return self._changes.stamp(name)
 
     def changed(self, name: str) -> asyncio.Event:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from aetcd import rpc, utils
 
 from ctmpl import tasks
+from ctmpl.change_signal import ANY, ChangeSignal, wait_changed
 from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import QueryError, SourceError
 from ctmpl.model import KVPair, sort_instances
@@ -37,7 +38,6 @@ from ctmpl.sources.base import (
     kv_path,
     relative_pairs,
 )
-from ctmpl.sources.change_signal import ANY, ChangeSignal, wait_changed
 from ctmpl.sources.etcd_cache import RangeCache, RangeView
 from ctmpl.sources.etcd_client import EtcdConnection, EtcdUnavailable
 from ctmpl.sources.etcd_index import SUMMARY, Answers, IndexView, ServiceIndex

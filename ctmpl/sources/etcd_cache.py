@@ -27,7 +27,7 @@ from typing import Protocol
 from aetcd import rpc
 
 from ctmpl import tasks
-from ctmpl.sources.change_signal import ANY, ChangeSignal
+from ctmpl.change_signal import ANY, ChangeSignal
 from ctmpl.sources.etcd_client import EtcdConnection, EtcdUnavailable, Session, describe
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from ctmpl.change_signal import ChangeSignal
 from ctmpl.model import Instance, ServiceSummary
-from ctmpl.sources.change_signal import ChangeSignal
 from ctmpl.sources.etcd_cache import RangeCache
 from ctmpl.sources.registrations import EntryParser
 

@@ -16,6 +16,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from ctmpl import tasks
+from ctmpl.change_signal import ANY, ChangeSignal, wait_changed
 from ctmpl.config.model import CatalogConfig
 from ctmpl.errors import SourceError
 from ctmpl.model import KVPair
@@ -28,7 +29,6 @@ from ctmpl.sources.base import (
     filter_instances,
     relative_pairs,
 )
-from ctmpl.sources.change_signal import ANY, ChangeSignal, wait_changed
 from ctmpl.sources.file_parse import Snapshot, read_catalog
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,9 @@ from typing import Any, Protocol
 from kazoo.exceptions import ConnectionLoss, NoAuthError, NoNodeError, SessionExpiredError
 from kazoo.protocol.states import EventType, WatchedEvent
 
+from ctmpl.change_signal import ChangeSignal
 from ctmpl.errors import SourceError
 from ctmpl.model import warn_once
-from ctmpl.sources.change_signal import ChangeSignal
 from ctmpl.sources.zk_client import Op, State, ZkConnection
 
 log = logging.getLogger("ctmpl.sources.zk")

@@ -18,7 +18,7 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ctmpl.sources.change_signal import ANY, ChangeSignal
+from ctmpl.change_signal import ANY, ChangeSignal
 
 BLOCK_WAIT = 60.0  # how long one fetch blocks without a change (as a blocking query)
 _IGNORED = frozenset({"opened", "closed_no_write"})  # our own reads cause these
