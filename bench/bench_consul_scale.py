@@ -166,9 +166,12 @@ def main() -> None:
     parser.add_argument("--services", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--starts", type=int, default=3,
+                        help="daemon starts timed to the first complete render (median)")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    report([run(ConsulBackend(), n, args.changes, args.burst) for n in args.services])
+    report([run(ConsulBackend(), n, args.changes, args.burst, args.starts)
+            for n in args.services])
 
 
 if __name__ == "__main__":
