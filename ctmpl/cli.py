@@ -1,4 +1,9 @@
-"""Command-line entry point: flags → layered config → runner → exit code."""
+"""Command-line entry point: flags → layered config → runner → exit code.
+
+The runner (and with it the template engine, the proxy controllers, …) is imported once
+the configuration is known, so the catalog's heavy libraries can load meanwhile in the
+background (``ctmpl.preload``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from ctmpl.config.load import build_config
 from ctmpl.config.model import Config
 from ctmpl.errors import EXIT_INTERNAL, EXIT_USAGE, CtmplError, UsageError
 from ctmpl.lifecycle import SignalHandlers, pid_file
-from ctmpl.runner import Runner
+from ctmpl.preload import preload
 from ctmpl.startup import announce
 
 log = logging.getLogger("ctmpl")
@@ -28,6 +33,8 @@ def load_config(argv: Sequence[str]) -> Config:
 
 
 async def _serve(config: Config, argv: Sequence[str]) -> int:
+    from ctmpl.runner import Runner
+
     runner = Runner(config, reload_config=lambda: load_config(argv))
     if not config.once:
         signals = SignalHandlers(runner)
@@ -49,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup()
     try:
         config = load_config(args)
+        preload(config.catalog)
         logs.setup(config.log_level, config.log_format)
         announce(config)
         return asyncio.run(_serve(config, args))

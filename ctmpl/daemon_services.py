@@ -24,11 +24,10 @@ from ctmpl.config.model import Config, NginxConfig
 from ctmpl.errors import CtmplError
 from ctmpl.exec_child import ExecChild
 from ctmpl.proxy.base import ProxyController
-from ctmpl.proxy.nginx import NginxController
-from ctmpl.proxy.nginx_exec import ForegroundNginx
 from ctmpl.reaper import Reaper, adopts_orphans
 
-if TYPE_CHECKING:  # imported only with status_addr set (aiohttp's server)
+if TYPE_CHECKING:  # imported when used: the status server (aiohttp's server), nginx's control
+    from ctmpl.proxy.nginx import NginxController
     from ctmpl.status_server import StatusServer
 
 log = logging.getLogger(__name__)
@@ -46,6 +45,9 @@ class DaemonServices:
 
     def nginx(self, cfg: NginxConfig) -> NginxController:
         """The nginx controller: in exec mode nginx is the child, never started by ctmpl."""
+        from ctmpl.proxy.nginx import NginxController
+        from ctmpl.proxy.nginx_exec import ForegroundNginx
+
         if self.child is not None:
             child = self.child
             return ForegroundNginx(cfg, lambda: child.pid)
@@ -58,7 +60,7 @@ class DaemonServices:
 
     async def start(self) -> None:
         """Start the status server and the reaper (ConfigError when the address is taken)."""
-        telemetry.reset(self.config.catalog.kind)
+        telemetry.reset(self.config.catalog.kind, metrics=bool(self.config.status_addr))
         if self.config.status_addr:
             from ctmpl.status_server import StatusServer
 

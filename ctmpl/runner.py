@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ctmpl import logs, tasks, telemetry
 from ctmpl.brain import Brain
@@ -41,15 +42,17 @@ from ctmpl.errors import (
 )
 from ctmpl.groups import Group, build_groups
 from ctmpl.pipeline import PassResult, Pipeline
-from ctmpl.proxy import HaproxyController, NginxController, ProxyController
+from ctmpl.proxy.base import ProxyController
 from ctmpl.retry import ProxyRetry
 from ctmpl.shrink import ShrinkGuard
 from ctmpl.sources import open_catalog
 from ctmpl.sources.base import Catalog
-from ctmpl.sources.file import FileCatalog
 from ctmpl.stale import remove_stale_temp_files
 from ctmpl.startup import announce
 from ctmpl.watch import Watcher, WatchPolicy
+
+if TYPE_CHECKING:
+    from ctmpl.sources.file import FileCatalog
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +128,8 @@ class Runner:
         self.catalog: Catalog = open_catalog(self.config.catalog)
         self.watcher = Watcher(self._policy(), self._on_data, self._on_fail, self._on_reset)
         self.pipeline = self._pipeline()
-        if isinstance(self.catalog, FileCatalog) and not self.config.once:
-            self.catalog.start()
+        if (files := self._file_catalog()) is not None and not self.config.once:
+            files.start()
         async with tasks.running(tasks.TaskGroup(self._on_task_crash)):
             try:
                 if not self.config.once:
@@ -136,6 +139,14 @@ class Runner:
                 await self.ops.stop()
                 await self.watcher.aclose()
                 await self.catalog.aclose()
+
+    def _file_catalog(self) -> FileCatalog | None:
+        """The catalog when it is a file catalog (its module, with YAML, is loaded only then)."""
+        if self.config.catalog.kind != "file":
+            return None
+        from ctmpl.sources.file import FileCatalog
+
+        return self.catalog if isinstance(self.catalog, FileCatalog) else None
 
     def _policy(self) -> WatchPolicy:
         catalog = self.config.catalog
@@ -151,10 +162,15 @@ class Runner:
         proxy: ProxyController | None = None
         # Keep the controller across a reload when its settings are unchanged: it tracks
         # an nginx it started in the foreground, and what the HAProxy workers run.
+        # Each controller is imported by the daemon that uses it.
         if self.config.proxy == "nginx":
+            from ctmpl.proxy.nginx import NginxController
+
             same = isinstance(previous, NginxController) and previous.cfg == self.config.nginx
             proxy = previous if same else self.ops.nginx(self.config.nginx)
         elif self.config.proxy == "haproxy":
+            from ctmpl.proxy.haproxy import HaproxyController
+
             same = isinstance(previous, HaproxyController) and previous.cfg == self.config.haproxy
             proxy = previous if same else HaproxyController(self.config.haproxy)
         self.ops.proxy = proxy
@@ -200,7 +216,7 @@ class Runner:
                 return EXIT_OK
             self._starting = False
             await self._ensure_proxy()
-        elif self.config.once and isinstance(self.catalog, FileCatalog):
+        elif self.config.once and self._file_catalog() is not None:
             return self._static_catalog_lacks_data()
         return None
 
@@ -333,8 +349,8 @@ class Runner:
             self.on_reload(old, config)  # log settings and signal handlers
         if catalog is not None:
             await self._swap_catalog(catalog)
-        elif isinstance(self.catalog, FileCatalog):
-            await self.catalog.reload()  # re-read it: a swapped symlink (..data) is followed
+        elif (files := self._file_catalog()) is not None:
+            await files.reload()  # re-read it: a swapped symlink (..data) is followed
         self.pipeline = self._pipeline(self.pipeline.proxy)
         announce(config, reload=True)
 
@@ -344,5 +360,5 @@ class Runner:
         await self.catalog.aclose()
         self.catalog, self.brain = catalog, Brain()
         self.watcher = Watcher(self._policy(), self._on_data, self._on_fail, self._on_reset)
-        if isinstance(catalog, FileCatalog) and not self.config.once:
-            catalog.start()
+        if (files := self._file_catalog()) is not None and not self.config.once:
+            files.start()

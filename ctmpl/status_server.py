@@ -80,5 +80,7 @@ class StatusServer:
         return web.json_response(doc, status=status)
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(telemetry.METRICS.registry)
+        metrics = telemetry.METRICS
+        assert metrics is not None, "the daemon records metrics while it serves them"
+        body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,9 +1,11 @@
 """What ctmpl is doing, for ``/health`` and ``/metrics``: one recorder the stages report to.
 
 The stages call the small functions below (``watch_ok``, ``rendered``, ``check_failed``,
-``reloaded`` …); they cost a dict update and a counter increment, so they run whether or
-not the status server is on. The Prometheus metrics live in a private registry (no
-process-wide default collectors), the health state in :data:`HEALTH`.
+``reloaded`` …); they cost a dict update (and a counter increment), so they run whether or
+not the status server is on. The health state is in :data:`HEALTH`; the Prometheus metrics
+(:data:`METRICS`, a private registry without process-wide default collectors) exist only
+when ``/metrics`` is served (``reset(metrics=True)``): ``prometheus_client`` is not even
+imported otherwise, which shortens every start.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from typing import Literal
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 WatchStateName = Literal["waiting", "ok", "error"]
 TemplateStateName = Literal["waiting", "rendered", "failed"]
@@ -26,6 +26,8 @@ class Metrics:
     """Every metric ctmpl exports, registered in one private registry."""
 
     def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
         self.registry = CollectorRegistry()
         reg = self.registry
         self.renders = Counter(
@@ -103,14 +105,15 @@ class Health:
     held: dict[str, HeldState] = field(default_factory=dict)  # by destination
 
 
-METRICS = Metrics()
+METRICS: Metrics | None = None  # only while /metrics is served
 HEALTH = Health()
 
 
-def reset(source: str = "consul") -> None:
-    """Start a fresh recording (a new daemon, or a test)."""
+def reset(source: str = "consul", metrics: bool = False) -> None:
+    """Start a fresh recording (a new daemon, or a test); ``metrics``: with Prometheus
+    metrics (the status server serves them)."""
     global METRICS, HEALTH
-    METRICS = Metrics()
+    METRICS = Metrics() if metrics else None
     HEALTH = Health(source=source)
 
 
@@ -120,13 +123,15 @@ def reset(source: str = "consul") -> None:
 def watch_added(key: str) -> None:
     """A new query is watched."""
     HEALTH.watches.setdefault(key, WatchState())
-    METRICS.watched.set(len(HEALTH.watches))
+    if METRICS is not None:
+        METRICS.watched.set(len(HEALTH.watches))
 
 
 def watch_removed(key: str) -> None:
     """A query is no longer watched."""
     HEALTH.watches.pop(key, None)
-    METRICS.watched.set(len(HEALTH.watches))
+    if METRICS is not None:
+        METRICS.watched.set(len(HEALTH.watches))
 
 
 def watch_ok(key: str) -> None:
@@ -138,7 +143,8 @@ def watch_ok(key: str) -> None:
 
 def watch_error(key: str, message: str) -> None:
     """A query failed (it is retried; the last good data stays)."""
-    METRICS.source_errors.labels(HEALTH.source).inc()
+    if METRICS is not None:
+        METRICS.source_errors.labels(HEALTH.source).inc()
     state = HEALTH.watches.get(key)
     if state is not None:
         if state.state != "error":
@@ -148,7 +154,8 @@ def watch_error(key: str, message: str) -> None:
 
 def consul_request() -> None:
     """One HTTP request went to the Consul agent."""
-    METRICS.consul_requests.inc()
+    if METRICS is not None:
+        METRICS.consul_requests.inc()
 
 
 # -- templates, checks, reloads ------------------------------------------------------------
@@ -160,15 +167,18 @@ def _template(name: str, destination: str) -> TemplateState:
 
 def rendered(name: str, destination: str, seconds: float, complete: bool) -> None:
     """A render finished: complete, or waiting for data."""
-    METRICS.render_seconds.observe(seconds)
-    METRICS.renders.labels(name, "complete" if complete else "incomplete").inc()
+    if METRICS is not None:
+        METRICS.render_seconds.observe(seconds)
+    if METRICS is not None:
+        METRICS.renders.labels(name, "complete" if complete else "incomplete").inc()
     if not complete:
         _template(name, destination)
 
 
 def render_failed(name: str, destination: str, message: str) -> None:
     """A render, check or install failed; the last good file stays."""
-    METRICS.renders.labels(name, "error").inc()
+    if METRICS is not None:
+        METRICS.renders.labels(name, "error").inc()
     state = _template(name, destination)
     state.state, state.error = "failed", message
 
@@ -178,7 +188,8 @@ def installed(name: str, destination: str) -> None:
     now = time.time()
     state = _template(name, destination)
     state.state, state.error, state.last_render = "rendered", "", now
-    METRICS.last_render.set(now)
+    if METRICS is not None:
+        METRICS.last_render.set(now)
 
 
 def check_ok() -> None:
@@ -188,13 +199,15 @@ def check_ok() -> None:
 
 def check_failed(message: str) -> None:
     """A check rejected the rendered config."""
-    METRICS.checks_failed.inc()
+    if METRICS is not None:
+        METRICS.checks_failed.inc()
     HEALTH.check, HEALTH.check_error = "failed", message
 
 
 def reloaded(outcome: ReloadOutcome | str) -> None:
     """The proxy or exec child was reloaded, started or failed to."""
-    METRICS.reloads.labels(outcome).inc()
+    if METRICS is not None:
+        METRICS.reloads.labels(outcome).inc()
     HEALTH.last_reload, HEALTH.last_reload_at = outcome, time.time()
 
 
@@ -205,14 +218,16 @@ def shrink_held(destination: str, state: HeldState) -> None:
     """The shrink guard holds a render for ``destination`` (a new hold, or new numbers)."""
     old = HEALTH.held.get(destination)
     if old is None:
-        METRICS.shrink_holds.inc()
+        if METRICS is not None:
+            METRICS.shrink_holds.inc()
     else:
         state.since = old.since
     HEALTH.held[destination] = state
-    METRICS.shrink_held.set(len(HEALTH.held))
+    if METRICS is not None:
+        METRICS.shrink_held.set(len(HEALTH.held))
 
 
 def shrink_released(destination: str) -> None:
     """The render for ``destination`` went live (recovered, grace ended, or guard off)."""
-    if HEALTH.held.pop(destination, None) is not None:
+    if HEALTH.held.pop(destination, None) is not None and METRICS is not None:
         METRICS.shrink_held.set(len(HEALTH.held))

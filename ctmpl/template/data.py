@@ -26,7 +26,6 @@ from ctmpl.sources.base import (
     pin_of,
     service_by_name,
 )
-from ctmpl.template.file_watch import FileQuery
 
 
 @dataclass
@@ -229,6 +228,9 @@ class DataFunctions:
         if self._sandbox is not None and not target.is_relative_to(self._sandbox):
             raise TemplateError(f"file({path!r}): outside the sandbox {self._sandbox}")
         # A watched dependency, as in consul-template: a change to the file re-renders.
+        # Imported here: its file watcher (watchdog) is loaded only by templates using it.
+        from ctmpl.template.file_watch import FileQuery
+
         content = self._data(FileQuery(Path(path).absolute()), None)
         if content is None:
             return ""

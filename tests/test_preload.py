@@ -1,0 +1,63 @@
+"""What a daemon start loads: the catalog's HTTP library early, nothing it does not use.
+
+A Consul daemon with a Jinja template and no proxy must not import the libraries of other
+features (Prometheus metrics without ``-status-addr``, YAML of the file catalog, the file
+watcher of ``file()``, the HAProxy controller): each costs start-up time. The Consul
+client's aiohttp is imported in the background as soon as the configuration is known.
+Checked in a fresh interpreter, as ``python -m ctmpl`` starts.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Starts the daemon's parts the way the entry point does, without a catalog to talk to:
+# configuration, the background import, the runner's modules, the catalog, the groups.
+SCRIPT = """
+import json, sys
+from ctmpl.cli import load_config
+from ctmpl.preload import preload
+before = set(sys.modules)
+config = load_config(sys.argv[1:])
+thread = preload(config.catalog)
+from ctmpl import telemetry
+from ctmpl.groups import build_groups
+from ctmpl.runner import Runner
+from ctmpl.sources import open_catalog
+if thread is not None:
+    thread.join(30)
+open_catalog(config.catalog)
+build_groups(config)
+telemetry.reset("consul", metrics=False)
+print(json.dumps({"before": sorted(before), "after": sorted(sys.modules)}))
+"""
+
+
+def _modules(tmp_path: Path, *flags: str) -> tuple[set[str], set[str]]:
+    template = tmp_path / "t.j2"
+    template.write_text("{% for s in services() %}{{ s.Name }}{% endfor %}\n")
+    args = ["-template", f"{template}:{tmp_path / 'out'}", *flags]
+    out = subprocess.run([sys.executable, "-c", SCRIPT, *args], cwd=ROOT, check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    seen = json.loads(out)
+    return set(seen["before"]), set(seen["after"])
+
+
+def test_consul_start_loads_only_what_it_uses(tmp_path: Path) -> None:
+    before, after = _modules(tmp_path, "-consul-addr", "127.0.0.1:1")
+    assert "aiohttp" not in before and "aiohttp" in after
+    unused = {"prometheus_client", "yaml", "watchdog", "ctmpl.proxy.haproxy",
+              "ctmpl.sources.file", "ctmpl.template.file_watch", "ctmpl.status_server"}
+    assert unused & after == set()
+
+
+def test_other_catalogs_do_not_preload_aiohttp(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("services: {}\n")
+    _, after = _modules(tmp_path, "-catalog", f"file://{catalog}")
+    assert "aiohttp" not in after
