@@ -8,16 +8,23 @@ removed or modified (address, port, tags, meta), a check added, removed or modif
 maintenance mode), or a node that changed (address, metadata, a node check — which affects
 every instance on the node). Recorded on Consul 1.10 (``blocking_internal_ui_nodes_*``).
 
-Decoding builds only the fields ctmpl reads (``UINode``); the rest of the answer is skipped.
-Cost per answer: for each node, the number of its instances and the highest ``ModifyIndex``
-among them, and the same for its checks. A write gives everything it touches the index of
-that write, higher than any index before it, so an unchanged count and maximum mean nothing
-on the node changed. Only a node whose count or maximum moved is compared instance by
-instance (``ID → ModifyIndex``), and only the instances and checks whose index moved are
-read further (copied without the fields ctmpl never reads, compared with what was held).
-Everything else a change needs is kept up to date incrementally: the instances of each
-name, the union of each name's tags, the checks of each instance. The health-service
-entries of a name are built only when asked for.
+Cost per answer. The answer is split into nodes, each node's own fields decoded and its
+instances and checks kept as the answer's bytes (``msgspec.Raw``, no copy). A node whose
+instance (or check) bytes are those of the last answer changed nothing there: an agent
+writes each node the same way while it does not change (sorted, same encoding), so after a
+write to one node every other node costs a comparison of bytes. When the bytes differ
+(another order, as the test double sends, or a change), the list is decoded for its
+``ModifyIndex`` values only: the number of instances and the highest ``ModifyIndex`` among
+them. A write gives everything it touches the index of that write, higher than any index
+before it, so an unchanged count and maximum mean nothing on the node changed. Only a node
+whose count or maximum moved is decoded into the fields ctmpl reads (``UIService``,
+``UICheck``; the rest of the JSON is skipped, never built) and compared instance by instance
+(``ID → ModifyIndex``); only the instances and checks whose index moved are read further
+(copied, compared with what was held). Everything else a change needs is kept up to date
+incrementally: the instances of each name, the union of each name's tags, the checks of
+each instance. The health-service entries of a name are built only when asked for. The
+catalog holds the bytes of the last answer only (each node's bytes are taken from every new
+answer, so no older answer stays alive).
 
 An answer that may follow an agent restart (its indexes start over and may repeat old values
 for new data) is compared by content instead (``trusted=False``), once.
@@ -73,9 +80,12 @@ class UICheck(msgspec.Struct, gc=False):
 
 
 class UINode(msgspec.Struct, gc=False):
+    """One node of an answer; its instances and checks are the answer's bytes, decoded
+    when they differ from the last answer's (``UICatalog.update``)."""
+
     Node: Any
-    Services: list[UIService] | None
-    Checks: list[UICheck] | None
+    Services: msgspec.Raw
+    Checks: msgspec.Raw
     ID: Any = None
     Address: Any = None
     Datacenter: Any = None
@@ -83,7 +93,14 @@ class UINode(msgspec.Struct, gc=False):
     Meta: Any = None
 
 
+class _Mark(msgspec.Struct, gc=False):
+    ModifyIndex: int
+
+
 _DECODER = msgspec.json.Decoder(list[UINode])
+_MARKS = msgspec.json.Decoder(list[_Mark] | None)
+_SERVICES = msgspec.json.Decoder(list[UIService] | None)
+_CHECKS = msgspec.json.Decoder(list[UICheck] | None)
 
 
 def decode(raw: bytes) -> list[UINode]:
@@ -114,6 +131,8 @@ class _Node:
     grouped: set[str] = field(default_factory=set)  # service IDs with checks listed
     service_summary: tuple[int, int] | None = None  # (count, highest ModifyIndex)
     check_summary: tuple[int, int] | None = None
+    service_bytes: msgspec.Raw | None = None  # as the last answer wrote them
+    check_bytes: msgspec.Raw | None = None
 
 
 class UICatalog:
@@ -167,7 +186,7 @@ class UICatalog:
                     raise TypeError("Node is not a string")
                 seen.add(name)
                 nodes_changed |= self._update_node(name, raw, names, trusted)
-        except TypeError as exc:
+        except (TypeError, msgspec.ValidationError) as exc:
             raise SnapshotError(f"unexpected node entry ({type(exc).__name__}: {exc})") from None
         for gone in self._nodes.keys() - seen:
             names.update(self._names_on(gone))
@@ -181,7 +200,6 @@ class UICatalog:
 
     def _update_node(self, name: str, raw: UINode, names: set[str], trusted: bool) -> bool:
         """Apply one node of an answer; True when the node itself changed."""
-        services, checks = raw.Services or (), raw.Checks or ()
         fields = {k: getattr(raw, k) for k in _NODE_FIELDS}
         node = self._nodes.get(name)
         changed = node is None or node.fields != fields
@@ -190,18 +208,22 @@ class UICatalog:
         elif changed:
             node.fields = fields
             names.update(self._names_on(name))
-        summary = _summary(services)
-        if not trusted or summary != node.service_summary:
-            marks = {s.ID: s.ModifyIndex for s in services}
-            if not trusted or marks != node.service_marks:
-                self._update_services(name, node, services, marks, names, trusted=trusted)
-            node.service_summary = summary
-        summary = _summary(checks)
-        if not trusted or summary != node.check_summary:
-            marks = {c.CheckID: c.ModifyIndex for c in checks}
-            if not trusted or marks != node.check_marks:
-                self._update_checks(name, node, checks, marks, names, trusted=trusted)
-            node.check_summary = summary
+        if raw.Services != node.service_bytes:
+            node.service_summary, services = _moved(raw.Services, node.service_summary,
+                                                    trusted, _SERVICES)
+            if services is not None:
+                marks = {s.ID: s.ModifyIndex for s in services}
+                if not trusted or marks != node.service_marks:
+                    self._update_services(name, node, services, marks, names, trusted=trusted)
+        if raw.Checks != node.check_bytes:
+            node.check_summary, checks = _moved(raw.Checks, node.check_summary, trusted,
+                                                _CHECKS)
+            if checks is not None:
+                marks = {c.CheckID: c.ModifyIndex for c in checks}
+                if not trusted or marks != node.check_marks:
+                    self._update_checks(name, node, checks, marks, names, trusted=trusted)
+        # The bytes of this answer, even when equal: the last answer's are then freed.
+        node.service_bytes, node.check_bytes = raw.Services, raw.Checks
         return changed
 
     def _update_services(self, name: str, node: _Node, services: Iterable[UIService],
@@ -315,9 +337,18 @@ class UICatalog:
         return changed
 
 
-def _summary(items: Sequence[UIService] | Sequence[UICheck]) -> tuple[int, int]:
-    """(count, highest ModifyIndex) of a node's instances or checks."""
-    return len(items), max(map(_MODIFY_INDEX, items), default=0)
+def _moved(raw: msgspec.Raw, held: tuple[int, int] | None, trusted: bool,
+           decoder: msgspec.json.Decoder[Any]) -> tuple[tuple[int, int], Sequence[Any] | None]:
+    """(count, highest ModifyIndex) of a node's instances or checks, and the items decoded
+    by ``decoder`` when they may have changed (None when the count and maximum show they
+    did not; an untrusted answer is always decoded, to be compared by content)."""
+    if trusted:
+        marks = _MARKS.decode(raw) or ()
+        summary = len(marks), max(map(_MODIFY_INDEX, marks), default=0)
+        if summary == held:
+            return summary, None
+    items = decoder.decode(raw) or ()
+    return (len(items), max(map(_MODIFY_INDEX, items), default=0)), items
 
 
 def _tag_list(service: dict[str, Any]) -> list[Any]:
