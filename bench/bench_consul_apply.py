@@ -65,7 +65,7 @@ from bench_consul_scale import ConsulBackend, register_body  # noqa: E402
 from scale import TEMPLATE, Changes, Model, Output, machine, pct  # noqa: E402
 
 ORDERS = ("sorted", "shuffled")
-SPINS = 8  # event-loop turns after an answer: the woken watches run in the first two
+SPINS = 3  # event-loop turns after an answer: the woken watches run in the first two
 
 
 # -- the answer maker (its own process: the catalog's memory is not ctmpl's) --------------

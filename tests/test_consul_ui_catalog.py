@@ -15,11 +15,13 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctmpl.sources import consul_decode as decode
+from ctmpl.sources.consul_ui_answer import Answers, Split, first_look
 from ctmpl.sources.consul_ui_catalog import SnapshotError, UICatalog
 from ctmpl.sources.consul_ui_catalog import decode as decode_answer
 
@@ -105,8 +107,12 @@ def changed(draw: st.DrawFn, old: list[dict[str, Any]], index: int) -> list[dict
 
 
 def wire(body: Any) -> Any:
-    """``body`` as the feed hands it over: sent as JSON, decoded by the module."""
+    """``body`` sent as JSON, decoded by the module."""
     return decode_answer(json.dumps(body).encode())
+
+
+# How an answer may be written: as an agent does (compact), or with other spacing.
+STYLES: list[dict[str, Any]] = [{"separators": (",", ":")}, {}, {"indent": 1}]
 
 
 def restarted(body: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -164,6 +170,7 @@ def reordered(body: list[dict[str, Any]], rng: random.Random) -> list[dict[str, 
 
 
 def answers(data: st.DataObject) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+    """A first answer, then changed ones: some after a restart, some in another order."""
     body = data.draw(catalogs())
     yield body, True
     for index in range(2, data.draw(st.integers(2, 7))):
@@ -182,8 +189,10 @@ def answers(data: st.DataObject) -> Iterator[tuple[list[dict[str, Any]], bool]]:
 def test_each_answer_names_exactly_the_services_that_changed(data: st.DataObject) -> None:
     catalog = UICatalog()
     before: list[dict[str, Any]] = []
+    style = data.draw(st.sampled_from(STYLES))
     for index, (body, trusted) in enumerate(answers(data), 1):
-        diff = catalog.update(wire(body), index, trusted=trusted)
+        # The bytes as the feed hands them over: most nodes the same as in the last answer.
+        diff = catalog.apply(json.dumps(body, **style).encode(), index, trusted=trusted)
         old, new = reference(before), reference(body)
         assert {n.lower() for n in diff.names} == {
             n for n in old.keys() | new.keys() if old.get(n) != new.get(n)}, trusted
@@ -227,3 +236,39 @@ def test_entries_match_health_service_shape() -> None:
 def test_unknown_shapes_are_refused(body: Any) -> None:
     with pytest.raises(SnapshotError):
         UICatalog().update(wire(body), 1)
+
+
+def test_only_the_nodes_whose_bytes_differ_are_decoded() -> None:
+    def node(n: int, address: str = "10.0.0.1") -> dict[str, Any]:
+        return {"Node": f"n{n}", "Address": address, "Services": [svc(f"s{n}", "web", "", 1, [])],
+                "Checks": []}
+
+    def names(split: Split) -> tuple[list[str], list[str]]:
+        return [first_look(n).Node for n in split.nodes], split.kept
+
+    answers = Answers()
+    first = [node(0), node(1), node(2)]
+    assert names(answers.split(json.dumps(first).encode())) == (["n0", "n1", "n2"], [])
+    answers.keep(["n0", "n1", "n2"])
+    cases = [
+        ([node(0), node(1, "10.0.0.9"), node(2)], (["n1"], ["n0", "n2"])),
+        ([node(0), node(1, "10.0.0.9"), node(2)], ([], ["n0", "n1", "n2"])),
+        # The last node removed: the one before it lost its comma.
+        ([node(0), node(1, "10.0.0.9")], (["n1"], ["n0"])),
+        ([node(0), node(1, "10.0.0.9"), node(3)], (["n1", "n3"], ["n0"])),
+        ([node(1, "10.0.0.9"), node(3)], ([], ["n1", "n3"])),  # the first node removed
+        ([node(1, "10.0.0.9"), node(4), node(3)], (["n4"], ["n1", "n3"])),
+    ]
+    for body, expected in cases:
+        split = answers.split(json.dumps(body).encode())
+        assert names(split) == expected, body
+        answers.keep(names(split)[0])
+    # Not JSON where the last answer's nodes meet the new bytes: decoded whole, refused.
+    last = json.dumps([node(1, "10.0.0.9"), node(4), node(3)])
+    doubled = last.replace('}, {"Node": "n4"', '},, {"Node": "n4"')
+    for broken in (last[:-1] + ", ]", last + "]", doubled):
+        with pytest.raises(msgspec.DecodeError):
+            answers.split(broken.encode())
+    # Another order: every node decoded.
+    shuffled = [node(3), node(1, "10.0.0.9"), node(4)]
+    assert names(answers.split(json.dumps(shuffled).encode())) == (["n3", "n1", "n4"], [])

@@ -32,7 +32,6 @@ from ctmpl import tasks
 from ctmpl.change_signal import ANY, ChangeSignal
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
-from ctmpl.sources import consul_ui_catalog as ui
 from ctmpl.sources.consul_http import Answer, HTTPStatusError
 from ctmpl.sources.consul_poll import Params, Poll, Request
 from ctmpl.sources.consul_ui_catalog import SnapshotError, UICatalog
@@ -170,8 +169,9 @@ class CatalogFeed(Feed):
             # After a failure the agent may have restarted: its indexes may repeat old
             # values for new data, so this answer is compared by content (no request: the
             # answer holds it all).
-            nodes = answer.decode_with(ui.decode)
-            diff = catalog.update(nodes, answer.index, trusted=not self._suspect)
+            trusted = not self._suspect
+            diff = answer.decode_with(
+                lambda raw: catalog.apply(raw, answer.index, trusted=trusted))
         except SnapshotError as exc:
             self._fall_back(f"unexpected answer ({exc})")
             return

@@ -8,23 +8,17 @@ removed or modified (address, port, tags, meta), a check added, removed or modif
 maintenance mode), or a node that changed (address, metadata, a node check — which affects
 every instance on the node). Recorded on Consul 1.10 (``blocking_internal_ui_nodes_*``).
 
-Cost per answer. The answer is split into nodes, each node's own fields decoded and its
-instances and checks kept as the answer's bytes (``msgspec.Raw``, no copy). A node whose
-instance (or check) bytes are those of the last answer changed nothing there: an agent
-writes each node the same way while it does not change (sorted, same encoding), so after a
-write to one node every other node costs a comparison of bytes. When the bytes differ
-(another order, as the test double sends, or a change), the list is decoded for its
-``ModifyIndex`` values only: the number of instances and the highest ``ModifyIndex`` among
-them. A write gives everything it touches the index of that write, higher than any index
-before it, so an unchanged count and maximum mean nothing on the node changed. Only a node
-whose count or maximum moved is decoded into the fields ctmpl reads (``UIService``,
-``UICheck``; the rest of the JSON is skipped, never built) and compared instance by instance
+Cost per answer. Only the nodes whose bytes differ from the last answer are decoded at all
+(``ctmpl.sources.consul_ui_answer``): with an agent's answers, the node a write touched.
+Each such node's instances (and checks) are first decoded for their ``ModifyIndex`` values
+only: the number of instances and the highest ``ModifyIndex`` among them. A write gives
+everything it touches the index of that write, higher than any index before it, so an
+unchanged count and maximum mean nothing on the node changed. Only a node whose count or
+maximum moved is decoded into the fields ctmpl reads and compared instance by instance
 (``ID → ModifyIndex``); only the instances and checks whose index moved are read further
 (copied, compared with what was held). Everything else a change needs is kept up to date
 incrementally: the instances of each name, the union of each name's tags, the checks of
-each instance. The health-service entries of a name are built only when asked for. The
-catalog holds the bytes of the last answer only (each node's bytes are taken from every new
-answer, so no older answer stays alive).
+each instance. The health-service entries of a name are built only when asked for.
 
 An answer that may follow an agent restart (its indexes start over and may repeat old values
 for new data) is compared by content instead (``trusted=False``), once.
@@ -39,6 +33,19 @@ from typing import Any
 
 import msgspec
 
+from ctmpl.sources import consul_ui_answer as answer
+from ctmpl.sources.consul_ui_answer import (
+    Answers,
+    Mark,
+    SnapshotError,
+    UICheck,
+    UINode,
+    UIService,
+    decode,
+)
+
+__all__ = ["Diff", "SnapshotError", "UICatalog", "decode"]
+
 InstanceKey = tuple[str, str]  # (node, service ID)
 _MODIFY_INDEX = attrgetter("ModifyIndex")
 
@@ -47,69 +54,6 @@ _NODE_FIELDS = ("ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta"
 _SERVICE_FIELDS = ("ID", "Service", "Tags", "Address", "Port", "Meta")
 _CHECK_FIELDS = ("Node", "CheckID", "Name", "Status", "Notes", "Output", "ServiceID",
                  "ServiceName")
-
-
-class SnapshotError(ValueError):
-    """The answer does not have the shape this module reads (the endpoint is not stable)."""
-
-
-# What is decoded of an answer: the fields ctmpl reads, nothing else (the rest of the JSON is
-# skipped, never built). Values are checked where they are used (``consul_decode``); what
-# this module relies on (a node name, indexes) is checked here. No reference cycles: not
-# tracked by the garbage collector.
-class UIService(msgspec.Struct, gc=False):
-    ID: Any
-    Service: Any
-    ModifyIndex: int
-    Tags: Any = None
-    Address: Any = None
-    Port: Any = None
-    Meta: Any = None
-
-
-class UICheck(msgspec.Struct, gc=False):
-    CheckID: Any
-    ModifyIndex: int
-    Node: Any = None
-    Name: Any = None
-    Status: Any = None
-    Notes: Any = None
-    Output: Any = None
-    ServiceID: Any = None
-    ServiceName: Any = None
-
-
-class UINode(msgspec.Struct, gc=False):
-    """One node of an answer; its instances and checks are the answer's bytes, decoded
-    when they differ from the last answer's (``UICatalog.update``)."""
-
-    Node: Any
-    Services: msgspec.Raw
-    Checks: msgspec.Raw
-    ID: Any = None
-    Address: Any = None
-    Datacenter: Any = None
-    TaggedAddresses: Any = None
-    Meta: Any = None
-
-
-class _Mark(msgspec.Struct, gc=False):
-    ModifyIndex: int
-
-
-_DECODER = msgspec.json.Decoder(list[UINode])
-_MARKS = msgspec.json.Decoder(list[_Mark] | None)
-_SERVICES = msgspec.json.Decoder(list[UIService] | None)
-_CHECKS = msgspec.json.Decoder(list[UICheck] | None)
-
-
-def decode(raw: bytes) -> list[UINode]:
-    """An answer's nodes; SnapshotError when it is JSON of another shape, and
-    ``msgspec.DecodeError`` when it is not JSON at all."""
-    try:
-        return _DECODER.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise SnapshotError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -131,8 +75,6 @@ class _Node:
     grouped: set[str] = field(default_factory=set)  # service IDs with checks listed
     service_summary: tuple[int, int] | None = None  # (count, highest ModifyIndex)
     check_summary: tuple[int, int] | None = None
-    service_bytes: msgspec.Raw | None = None  # as the last answer wrote them
-    check_bytes: msgspec.Raw | None = None
 
 
 class UICatalog:
@@ -147,6 +89,7 @@ class UICatalog:
         self._by_name: dict[str, set[InstanceKey]] = {}
         self._tags: dict[str, frozenset[str]] = {}
         self._by_lower: dict[str, set[str]] = {}
+        self._answers = Answers()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -173,19 +116,38 @@ class UICatalog:
 
     # -- updating -------------------------------------------------------------------------
 
-    def update(self, body: list[UINode], index: int, *, trusted: bool = True) -> Diff:
-        """Apply one decoded answer; SnapshotError when it is not a list of nodes as
-        recorded (the catalog is then unusable: the caller stops using this endpoint)."""
+    def apply(self, raw: bytes, index: int, *, trusted: bool = True) -> Diff:
+        """Apply one answer as it came: only the nodes whose bytes differ from the last
+        answer's are read (``ctmpl.sources.consul_ui_answer``). SnapshotError as for
+        ``update``; ``msgspec.DecodeError`` when it is not JSON."""
+        split = self._answers.split(raw)
+        diff, decoded = self._update(split.nodes, index, trusted, split.kept)
+        self._answers.keep(decoded)
+        return diff
+
+    def update(self, body: list[msgspec.Raw], index: int, *, trusted: bool = True) -> Diff:
+        """Apply every node of one answer (``decode``); SnapshotError when it is not a list
+        of nodes as recorded (the catalog is then unusable: the caller stops using this
+        endpoint)."""
+        return self._update(body, index, trusted, [])[0]
+
+    def _update(self, body: list[msgspec.Raw], index: int, trusted: bool,
+                kept: list[str]) -> tuple[Diff, list[str]]:
+        """Apply the nodes of ``body``, the nodes named ``kept`` staying as they are;
+        (what changed, the names of the nodes in ``body``)."""
         names: set[str] = set()
         nodes_changed = False
-        seen: set[str] = set()
+        seen: set[str] = set(kept)
+        decoded: list[str] = []
         try:
             for raw in body:
-                name = raw.Node
+                head = answer.first_look(raw)
+                name = head.Node
                 if not isinstance(name, str):
                     raise TypeError("Node is not a string")
                 seen.add(name)
-                nodes_changed |= self._update_node(name, raw, names, trusted)
+                decoded.append(name)
+                nodes_changed |= self._update_node(name, head, raw, names, trusted)
         except (TypeError, msgspec.ValidationError) as exc:
             raise SnapshotError(f"unexpected node entry ({type(exc).__name__}: {exc})") from None
         for gone in self._nodes.keys() - seen:
@@ -196,11 +158,13 @@ class UICatalog:
             self._ungroup(gone, node)
             nodes_changed = True
         self.index = index
-        return Diff(frozenset(names), self._retag(names), nodes_changed)
+        return Diff(frozenset(names), self._retag(names), nodes_changed), decoded
 
-    def _update_node(self, name: str, raw: UINode, names: set[str], trusted: bool) -> bool:
-        """Apply one node of an answer; True when the node itself changed."""
-        fields = {k: getattr(raw, k) for k in _NODE_FIELDS}
+    def _update_node(self, name: str, head: UINode, raw: msgspec.Raw, names: set[str],
+                     trusted: bool) -> bool:
+        """Apply one node of an answer (``head``: its first look, ``raw``: its bytes); True
+        when the node itself changed."""
+        fields = {k: getattr(head, k) for k in _NODE_FIELDS}
         node = self._nodes.get(name)
         changed = node is None or node.fields != fields
         if node is None:
@@ -208,22 +172,20 @@ class UICatalog:
         elif changed:
             node.fields = fields
             names.update(self._names_on(name))
-        if raw.Services != node.service_bytes:
-            node.service_summary, services = _moved(raw.Services, node.service_summary,
-                                                    trusted, _SERVICES)
-            if services is not None:
-                marks = {s.ID: s.ModifyIndex for s in services}
-                if not trusted or marks != node.service_marks:
-                    self._update_services(name, node, services, marks, names, trusted=trusted)
-        if raw.Checks != node.check_bytes:
-            node.check_summary, checks = _moved(raw.Checks, node.check_summary, trusted,
-                                                _CHECKS)
-            if checks is not None:
-                marks = {c.CheckID: c.ModifyIndex for c in checks}
-                if not trusted or marks != node.check_marks:
-                    self._update_checks(name, node, checks, marks, names, trusted=trusted)
-        # The bytes of this answer, even when equal: the last answer's are then freed.
-        node.service_bytes, node.check_bytes = raw.Services, raw.Checks
+        summary = _summary(head.Services or ())
+        if not trusted or summary != node.service_summary:
+            services = answer.services(raw)
+            marks = {s.ID: s.ModifyIndex for s in services}
+            if not trusted or marks != node.service_marks:
+                self._update_services(name, node, services, marks, names, trusted=trusted)
+            node.service_summary = summary
+        summary = _summary(head.Checks or ())
+        if not trusted or summary != node.check_summary:
+            checks = answer.checks(raw)
+            marks = {c.CheckID: c.ModifyIndex for c in checks}
+            if not trusted or marks != node.check_marks:
+                self._update_checks(name, node, checks, marks, names, trusted=trusted)
+            node.check_summary = summary
         return changed
 
     def _update_services(self, name: str, node: _Node, services: Iterable[UIService],
@@ -337,18 +299,9 @@ class UICatalog:
         return changed
 
 
-def _moved(raw: msgspec.Raw, held: tuple[int, int] | None, trusted: bool,
-           decoder: msgspec.json.Decoder[Any]) -> tuple[tuple[int, int], Sequence[Any] | None]:
-    """(count, highest ModifyIndex) of a node's instances or checks, and the items decoded
-    by ``decoder`` when they may have changed (None when the count and maximum show they
-    did not; an untrusted answer is always decoded, to be compared by content)."""
-    if trusted:
-        marks = _MARKS.decode(raw) or ()
-        summary = len(marks), max(map(_MODIFY_INDEX, marks), default=0)
-        if summary == held:
-            return summary, None
-    items = decoder.decode(raw) or ()
-    return (len(items), max(map(_MODIFY_INDEX, items), default=0)), items
+def _summary(items: Sequence[Mark]) -> tuple[int, int]:
+    """(count, highest ModifyIndex) of a node's instances or checks."""
+    return len(items), max(map(_MODIFY_INDEX, items), default=0)
 
 
 def _tag_list(service: dict[str, Any]) -> list[Any]:
