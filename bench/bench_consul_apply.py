@@ -1,7 +1,7 @@
 """Benchmark: what ctmpl does with one Consul answer, beyond the agent's reply, in process.
 
     python bench/bench_consul_apply.py [--services 1000 10000] [--changes 200]
-        [--order sorted shuffled] [--burst 1000] [--profile N]
+        [--order stable shuffled] [--burst 1000] [--profile N]
 
 Where ``bench_consul_scale.py`` times a change end to end through HTTP (the agent's or the
 double's answer time included), this one times only what ctmpl does after the answer's bytes
@@ -14,8 +14,9 @@ For each size, a separate process holds the test suite's Consul double's catalog
 single-instance changes of mixed kinds of ``bench/scale.py``: registration, deregistration,
 address, port, tag, check flap, node failure, maintenance, each followed by its undo). After
 each change it sends this process the ``/v1/internal/ui/nodes`` answer as the double builds
-it — nodes and each node's instances and checks in an agent's sorted order (``sorted``) or
-in a new random order every answer, as the double serves them (``shuffled``).
+it — nodes and each node's instances in a new random order every answer, as the double
+serves them (``shuffled``), or in the same order every time, as an agent writes them
+(``stable``; an agent sorts them).
 
 This process holds what the daemon holds: a ``ConsulCatalog`` whose catalog-wide long-poll
 gets those answers, one query watch per query of the shipped nginx template
@@ -64,7 +65,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_consul_scale import ConsulBackend, register_body  # noqa: E402
 from scale import TEMPLATE, Changes, Model, Output, machine, pct  # noqa: E402
 
-ORDERS = ("sorted", "shuffled")
+ORDERS = ("stable", "shuffled")
 SPINS = 3  # event-loop turns after an answer: the woken watches run in the first two
 
 
@@ -76,10 +77,8 @@ class StateBackend(ConsulBackend):
 
     def __init__(self, state: Any) -> None:  # no agent, no double process
         self.state = state
-        self.touched: set[str] = set()
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        self.touched.add(body["Node"])
         if path == "/v1/catalog/register":
             self.state.catalog_register(body)
         elif path == "/v1/catalog/deregister":
@@ -89,74 +88,28 @@ class StateBackend(ConsulBackend):
 
 
 class AnswerMaker:
-    """The catalog and its ``/v1/internal/ui/nodes`` answer, rebuilt node by node.
-
-    The double's ``ui_nodes()`` builds every node anew (seconds at 10,000 services); this
-    keeps each node's JSON parts and rebuilds only the nodes a change touched, with the
-    double's own ``json()`` of each node, instance and check (checked against ``ui_nodes()``
-    at start)."""
+    """The double's catalog and its ``/v1/internal/ui/nodes`` answer (which it rebuilds
+    only for the nodes a write touched); in ``stable`` order, the double's shuffling is
+    left out, so that an unchanged node is written the same way every time, as an agent
+    writes it."""
 
     def __init__(self, services: int, order: str, seed: int) -> None:
+        from tests import consul_tables
         from tests.consul_double import ConsulState
 
+        random.seed(seed)
+        if order == "stable":
+            consul_tables.shuffled = list  # type: ignore[assignment]
         self.state = ConsulState()
-        self.backend = StateBackend(self.state)
         self.model = Model(services)
         for inst in self.model.instances.values():
             self.state.catalog_register(register_body(inst))
-        self.changes = Changes(self.model, self.backend, random.Random(seed))
-        self.shuffled = order == "shuffled"
-        self.rng = random.Random(seed + 1)
-        self.parts: dict[str, tuple[bytes, list[bytes], list[bytes]]] = {}
-        for name in self.state.nodes:
-            self._rebuild(name)
-        self._verify()
-
-    def _rebuild(self, name: str) -> None:
-        node = self.state.nodes.get(name)
-        if node is None:
-            self.parts.pop(name, None)
-            return
-        head = node.json()
-        for drop in ("Datacenter", "CreateIndex", "ModifyIndex"):
-            del head[drop]
-        services = [msgspec.json.encode(s.json()) for (n, _), s in
-                    sorted(self.state.services.items()) if n == name]
-        checks = [msgspec.json.encode(c.json(ui=True)) for (n, _), c in
-                  sorted(self.state.checks.items()) if n == name]
-        self.parts[name] = (msgspec.json.encode(head)[:-1], services, checks)
+        self.changes = Changes(self.model, StateBackend(self.state), random.Random(seed))
 
     def answer(self) -> tuple[int, bytes]:
         """(index, body) of ``/v1/internal/ui/nodes`` now."""
-        for name in self.backend.touched:
-            self._rebuild(name)
-        self.backend.touched.clear()
-        nodes = []
-        for name in sorted(self.parts):
-            head, services, checks = self.parts[name]
-            if self.shuffled:
-                services, checks = self._mixed(services), self._mixed(checks)
-            nodes.append(b"".join((head, b',"Services":[', b",".join(services),
-                                   b'],"Checks":[', b",".join(checks), b"]}")))
-        if self.shuffled:
-            self.rng.shuffle(nodes)
-        return self.state.catalog_index(), b"[" + b",".join(nodes) + b"]"
-
-    def _mixed(self, items: list[bytes]) -> list[bytes]:
-        out = list(items)
-        self.rng.shuffle(out)
-        return out
-
-    def _verify(self) -> None:
-        _, body = self.state.ui_nodes()
-        mine = msgspec.json.decode(self.answer()[1])
-
-        def key(node: dict[str, Any]) -> Any:
-            return (node["Node"], sorted(map(json.dumps, node["Services"])),
-                    sorted(map(json.dumps, node["Checks"])))
-
-        if sorted(map(key, mine)) != sorted(map(key, body)):
-            raise SystemExit("the rebuilt answer differs from the double's ui_nodes()")
+        index, body = self.state.ui_nodes()
+        return index, body.build()
 
     def changes_forever(self) -> Iterator[Any]:
         while True:
