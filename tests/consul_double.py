@@ -969,6 +969,7 @@ def main() -> None:
         def fill(state: ConsulState) -> None:
             for body in bodies:
                 state.catalog_register(body)
+            state.ui.answer()  # serialized once now, as an agent has its state ready
 
         double.call(fill)
     print(double.addr, flush=True)
