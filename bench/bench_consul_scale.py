@@ -1,17 +1,22 @@
 """Benchmark: ctmpl with the shipped nginx template over 1,000 and 10,000 Consul services.
 
     python bench/bench_consul_scale.py [--services 1000 10000] [--changes 200] [--burst 1000]
+                                       [--starts 3]
 
 For each size it builds a catalog of N services × 3 instances on 20 nodes (half the
 services tagged ``calico``) in the test suite's Consul API double — or, when
 ``CTMPL_CONSUL_BIN`` names a consul binary, in a real ``consul agent -dev`` on loopback ports,
 filled through its catalog API — puts a counting proxy (``tests.consul_proxy``) in front of
 it, runs ``python -m ctmpl`` with ``templates/nginx.conf.j2`` and ``-wait 0s``, and reports
-what ``bench/scale.py`` measures: first complete render, RSS and CPU idle, change → file
-p50/p99 over ``--changes`` single-instance changes of mixed kinds (registration,
-deregistration, address, port, tag, check flap, node failure, maintenance), requests sent
-and connections held per change (related / unrelated), CPU and peak RSS while ``--burst``
-changes are applied back to back, and the time until the file shows all of them.
+what ``bench/scale.py`` measures: first complete render (median of ``--starts`` daemon
+starts, wall and the daemon's CPU), RSS and CPU idle, change → file p50/p99 over
+``--changes`` single-instance changes of mixed kinds (registration, deregistration, address,
+port, tag, check flap, node failure, maintenance) split into the agent's reply (until the
+proxy passed on the last byte of the answer that carried the change) and ctmpl's time beyond
+it (until ctmpl wrote the file), ctmpl's CPU per change, requests sent and connections held
+per change (related / unrelated), CPU and peak RSS while ``--burst`` changes are applied back
+to back, and the time until the file shows all of them. ``--changes 0`` measures the first
+render only. The output is the README's Markdown table, ready to paste.
 
 Every change is written through Consul's catalog API (``PUT /v1/catalog/register`` and
 ``/deregister``), as an external registration would: a node failure is a failing node
