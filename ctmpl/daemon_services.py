@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -66,10 +67,17 @@ class DaemonServices:
 
             self._server = StatusServer(self.config.status_addr, self.proxy_state)
             await self._server.start()
-        if adopts_orphans():
+        if os.getpid() == 1:
+            self._start_reaper()
+        # Otherwise whether orphans come to ctmpl (a subreaper) is asked after the first
+        # complete render, keeping the question (prctl through ctypes) and the reaper
+        # (psutil) off the start's path: only that render's commands can have left orphans
+        # by then, and a zombie waits for its reaper.
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None and adopts_orphans():
             log.debug("adopting orphaned processes (PID 1 or subreaper): reaping them")
-            protected = self.child_pids
-            self._reaper = tasks.spawn(Reaper(protected).run(), name="reaper")
+            self._reaper = tasks.spawn(Reaper(self.child_pids).run(), name="reaper")
 
     def child_pids(self) -> set[int]:
         """Pids the reaper must leave to their owners."""
@@ -82,6 +90,7 @@ class DaemonServices:
             await self.child.start()
             telemetry.reloaded("started")
         self.ready = True
+        self._start_reaper()
         notify.ready(self._status_line("ready"))
         gcpolicy.settle()
 

@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 from collections.abc import Callable
-
-import psutil
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +25,9 @@ PR_GET_CHILD_SUBREAPER = 37
 
 
 def _prctl(option: int, arg: object) -> int:
+    import ctypes
+    import ctypes.util
+
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     return int(libc.prctl(option, arg, 0, 0, 0))
 
@@ -43,6 +42,8 @@ def set_subreaper() -> bool:
 
 def is_subreaper() -> bool:
     """True when this process adopts orphaned descendants (Linux ``PR_GET_CHILD_SUBREAPER``)."""
+    import ctypes
+
     flag = ctypes.c_int(0)
     try:
         if _prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag)) != 0:
@@ -67,6 +68,8 @@ class Reaper:
 
     def scan(self) -> list[int]:
         """Reap zombie children seen in the previous scan too; return their pids."""
+        import psutil  # here: a daemon that adopts no orphans never loads it for this
+
         zombies = set()
         for child in psutil.Process().children():
             with contextlib.suppress(psutil.Error):

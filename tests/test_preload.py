@@ -2,7 +2,8 @@
 
 A Consul daemon with a Jinja template and no proxy must not import the libraries of other
 features (Prometheus metrics without ``-status-addr``, YAML of the file catalog, the file
-watcher of ``file()``, the HAProxy controller): each costs start-up time. The Consul
+watcher of ``file()``, the HAProxy and nginx controllers, the orphan reaper): each costs
+start-up time. The Consul
 client's aiohttp is imported in the background as soon as the configuration is known.
 Checked in a fresh interpreter, as ``python -m ctmpl`` starts.
 """
@@ -52,7 +53,8 @@ def test_consul_start_loads_only_what_it_uses(tmp_path: Path) -> None:
     before, after = _modules(tmp_path, "-consul-addr", "127.0.0.1:1")
     assert "aiohttp" not in before and "aiohttp" in after
     unused = {"prometheus_client", "yaml", "watchdog", "ctmpl.proxy.haproxy",
-              "ctmpl.sources.file", "ctmpl.template.file_watch", "ctmpl.status_server"}
+              "ctmpl.sources.file", "ctmpl.template.file_watch", "ctmpl.status_server",
+              "psutil", "ctypes"}
     assert unused & after == set()
 
 
