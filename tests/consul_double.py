@@ -179,11 +179,18 @@ class _Check:
     modify: int = 0
     explicit: bool = False  # the registration gave a Status (else an update keeps the old)
     _ui: bytes = field(default=b"", init=False, repr=False, compare=False)
+    _api: bytes = field(default=b"", init=False, repr=False, compare=False)
 
     def ui_json(self) -> bytes:
         if not self._ui:
             self._ui = dumps(self.json(ui=True))
         return self._ui
+
+    def api_json(self) -> bytes:
+        """The check as ``/v1/health/state`` shows it (cached, as ``ui_json``)."""
+        if not self._api:
+            self._api = dumps(self.json())
+        return self._api
 
     def json(self, ui: bool = False) -> dict[str, Any]:
         """The check as the health endpoints show it (``ui``: as ``/v1/internal/ui/nodes``
@@ -510,14 +517,16 @@ class ConsulState:
         """``/v1/internal/ui/services``: one summary row per service name."""
         rows: dict[str, dict[str, Any]] = {}
         seen: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)
+        owned: dict[tuple[str, str], list[tuple[str, _Check]]] = defaultdict(list)
+        for (node, check_id), check in self.checks.items():  # node checks under ""
+            owned[(node, check.service_id)].append((check_id, check))
         for (node, _), svc in sorted(self.services.items()):
             row = rows.setdefault(svc.name, {"tags": set(), "nodes": set(), "count": 0})
             row["tags"].update(svc.tags or [])
             row["nodes"].add(node)
             row["count"] += 1
-            for check_id, check in self.checks.on(node).items():
-                if check.service_id in ("", svc.id):
-                    seen[svc.name][(node, check_id)] = check.status
+            for check_id, check in [*owned[(node, "")], *owned[(node, svc.id)]]:
+                seen[svc.name][(node, check_id)] = check.status
         out = []
         for name, row in sorted(rows.items()):
             statuses = list(seen[name].values())
@@ -578,9 +587,13 @@ class ConsulState:
     def health_state(self, state: str) -> tuple[int, Body]:
         if state not in ("any", "passing", "warning", "critical"):
             raise ApiError(400, f"Unsupported state: {state}")
-        checks = [c.json() for _, c in sorted(self.checks.items())
-                  if state in ("any", c.status)]
-        return self.tables["checks"], checks
+        checks = self.checks
+
+        def build() -> bytes:  # from each check's cached JSON
+            return b"[" + b",".join(c.api_json() for _, c in sorted(checks.items())
+                                    if state in ("any", c.status)) + b"]"
+
+        return self.tables["checks"], Lazy(build)
 
     def kv_get(self, key: str, recurse: bool, keys: bool, separator: str) -> tuple[int, Body]:
         """Entries (None when missing) with Consul's KV index rules."""

@@ -4,7 +4,8 @@
 to are rebuilt from (``tests/consul_tables.py``). Random sequences of every kind of write
 (catalog and agent registrations, check updates, maintenance, deregistration of an
 instance, a check or a whole node) must leave the answer equal to one built from scratch out
-of the entries' own JSON, byte-for-byte compact JSON, and the indexes equal to full scans.
+of the entries' own JSON, byte-for-byte compact JSON (and ``/v1/health/state/any``, also
+built from cached JSON, equal to the checks'), and the indexes equal to full scans.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def test_ui_answer_equals_a_rebuild(ops: list[tuple[Any, ...]], reads: set[int])
             assert index == state.catalog_index()
             assert json.dumps(json.loads(raw), separators=(",", ":")).encode() == raw
             assert sort_answer(json.loads(raw)) == rebuilt(state)
+            checks = json.loads(state.health_state("any")[1].build())
+            assert checks == [c.json() for _, c in sorted(state.checks.items())]
     for name in ("web", "WEB", "api"):
         assert state.services.named(name) == {
             k: s for k, s in state.services.items() if s.name.lower() == name.lower()}
