@@ -1,7 +1,7 @@
 """Benchmark: ctmpl with the shipped nginx template over 1,000 and 10,000 Consul services.
 
     python bench/bench_consul_scale.py [--services 1000 10000] [--changes 200] [--burst 1000]
-                                       [--starts 3]
+                                       [--starts 3] [--order stable|shuffled]
 
 For each size it builds a catalog of N services × 3 instances on 20 nodes (half the
 services tagged ``calico``) in the test suite's Consul API double — or, when
@@ -22,7 +22,10 @@ Every change is written through Consul's catalog API (``PUT /v1/catalog/register
 ``/deregister``), as an external registration would: a node failure is a failing node
 check, maintenance mode the ``_service_maintenance:<id>`` check an agent registers. The
 double runs in its own process, filled from a file at start (30,000 registrations over HTTP
-take a while; a real agent is filled over HTTP by 8 threads).
+take a while; a real agent is filled over HTTP by 8 threads). It writes
+``/v1/internal/ui/nodes`` in an agent's order (nodes by name, instances by ID: an unchanged
+node's bytes repeat from answer to answer, which ctmpl makes use of); ``--order shuffled``
+serves the double's test-suite default instead, a new random order every answer.
 """
 
 from __future__ import annotations
@@ -76,8 +79,9 @@ class ConsulBackend:
     kinds: tuple[str, ...] = ("registration", "address", "port", "tag", "flap", "node",
                               "maintenance")
 
-    def __init__(self) -> None:
+    def __init__(self, order: str = "stable") -> None:
         binary = consul_binary()
+        self.order = order
         self.workdir = Path(tempfile.mkdtemp(prefix="ctmpl-bench-"))
         self.agent: AgentServer | None = None
         self.double: subprocess.Popen[str] | None = None
@@ -89,7 +93,7 @@ class ConsulBackend:
             version = self.call("GET", "/v1/agent/self")["Config"]["Version"]
             self.label = f"consul {version}"
         else:
-            self.label = "Consul API double"
+            self.label = f"Consul API double ({order} order)"
         self.proxy: ConsulProxy | None = None
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
@@ -111,7 +115,8 @@ class ConsulBackend:
             load = self.workdir / "catalog.json"
             load.write_text(json.dumps(bodies))
             self.double = subprocess.Popen(
-                [sys.executable, "-m", "tests.consul_double", "--load", str(load)],
+                [sys.executable, "-m", "tests.consul_double", "--load", str(load),
+                 "--order", self.order],
                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
             assert self.double.stdout is not None
             self.addr = self.double.stdout.readline().strip()
@@ -173,9 +178,12 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--starts", type=int, default=3,
                         help="daemon starts timed to the first complete render (median)")
+    parser.add_argument("--order", choices=("stable", "shuffled"), default="stable",
+                        help="the double's /v1/internal/ui/nodes order: an agent's (sorted, "
+                        "so an unchanged node's bytes repeat), or new at random every answer")
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    report([run(ConsulBackend(), n, args.changes, args.burst, args.starts)
+    report([run(ConsulBackend(args.order), n, args.changes, args.burst, args.starts)
             for n in args.services])
 
 

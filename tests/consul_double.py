@@ -19,7 +19,10 @@ client comes to rely on an accident: streaming answers (``/v1/health/service`` w
 ``index``) come in random order and return after exactly ``wait``; blocking-query answers
 are sorted and add up to ``wait/16`` of jitter; the merged tag lists of
 ``/v1/catalog/services`` come in random order; and so do the nodes and each node's instances
-in ``/v1/internal/ui/nodes``, an undocumented endpoint that promises no order.
+in ``/v1/internal/ui/nodes``, an undocumented endpoint that promises no order. An agent
+writes the latter sorted (nodes by name, instances by ID), so an unchanged node has the same
+bytes in every answer; ``stable_order`` (``--order stable``) serves that order, for
+benchmarks of a client that makes use of it.
 
 The tables are indexed by node and service name, and the UI answer is kept as serialized
 JSON per node, rebuilt only for the nodes a write touched (``tests.consul_tables``): at
@@ -685,6 +688,7 @@ class ConsulDouble:
         self.acl_token = acl_token
         self.conn_limit = CONN_LIMIT
         self.ui_endpoints = True  # False: /v1/internal/ui/* answer 404 (an agent without them)
+        self.stable_order = False  # True: /v1/internal/ui/nodes in an agent's order (sorted)
         self.last_contact_ms = 0
         self.requests: list[str] = []
         self.state: ConsulState | None = None
@@ -757,6 +761,7 @@ class ConsulDouble:
 
     async def _serve(self) -> None:
         self.state = ConsulState(self.node_name, self.node_id)
+        self.state.ui.stable = self.stable_order
         self._server = _LimitedServer(self._handle, self)
         self._runner = web.ServerRunner(self._server, shutdown_timeout=0.1)
         await self._runner.setup()
@@ -970,10 +975,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default="")
+    parser.add_argument("--order", choices=("shuffled", "stable"), default="shuffled",
+                        help="/v1/internal/ui/nodes: a new random order per answer, or an "
+                        "agent's (sorted)")
     parser.add_argument("--load", help="a JSON file: a list of /v1/catalog/register bodies "
                         "to apply before listening is announced")
     args = parser.parse_args()
     double = ConsulDouble(port=args.port, acl_token=args.token)
+    double.stable_order = args.order == "stable"
     double.start()
     if args.load:
         with open(args.load, encoding="utf-8") as fh:
