@@ -29,6 +29,10 @@ JSON per node, rebuilt only for the nodes a write touched (``tests.consul_tables
 10,000 services × 3 instances it answers in tens of milliseconds, so a benchmark measures
 its client rather than the double.
 
+As a ``consul agent -dev`` does, the test fixture's double indents its JSON (``dev_mode``;
+any agent does so for ``?pretty``); the standalone double (``python -m tests.consul_double``)
+writes it compact, as an agent outside dev mode does, unless given ``--dev``.
+
 The server runs on its own event loop in a background thread, so tests drive it with
 plain blocking HTTP calls or from any event loop. ``stop()`` then ``start()`` reopens the
 same port with a fresh state, like restarting a ``consul agent -dev``. TTLs never expire.
@@ -642,6 +646,12 @@ def _json(body: Body, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=data, headers={**(headers or {}), "Content-Type": "application/json"})
 
 
+def _indented(data: bytes) -> bytes:
+    """JSON as an agent writes it in dev mode or for ``?pretty`` (Go's ``MarshalIndent`` with
+    four spaces, then a newline): same values, other bytes."""
+    return json.dumps(json.loads(data), indent=4).encode() + b"\n"
+
+
 def _flag(query: Any, name: str) -> bool:
     if name not in query:
         return False
@@ -689,6 +699,8 @@ class ConsulDouble:
         self.conn_limit = CONN_LIMIT
         self.ui_endpoints = True  # False: /v1/internal/ui/* answer 404 (an agent without them)
         self.stable_order = False  # True: /v1/internal/ui/nodes in an agent's order (sorted)
+        # True: JSON indented as a `consul agent -dev` writes it (any agent with ?pretty)
+        self.dev_mode = False
         self.last_contact_ms = 0
         self.requests: list[str] = []
         self.state: ConsulState | None = None
@@ -782,12 +794,17 @@ class ConsulDouble:
         self.requests.append(f"{request.method} {request.path_qs}")
         try:
             self._check_acl(request)
-            return await self._route(request, self.state)
+            response = await self._route(request, self.state)
         except ApiError as err:
             return web.Response(status=err.status, text=err.text,
                                 headers={"X-Consul-Default-Acl-Policy": self._policy})
         except (ValueError, KeyError, TypeError) as exc:
             return web.Response(status=400, text=f"Request decode failed: {exc}")
+        if (self.dev_mode or "pretty" in request.query) and isinstance(response, web.Response) \
+                and response.content_type == "application/json" \
+                and isinstance(response.body, bytes):
+            response.body = _indented(response.body)
+        return response
 
     @property
     def _policy(self) -> str:
@@ -975,6 +992,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default="")
+    parser.add_argument("--dev", action="store_true",
+                        help="indent JSON as a `consul agent -dev` does")
     parser.add_argument("--order", choices=("shuffled", "stable"), default="shuffled",
                         help="/v1/internal/ui/nodes: a new random order per answer, or an "
                         "agent's (sorted)")
@@ -982,6 +1001,7 @@ def main() -> None:
                         "to apply before listening is announced")
     args = parser.parse_args()
     double = ConsulDouble(port=args.port, acl_token=args.token)
+    double.dev_mode = args.dev
     double.stable_order = args.order == "stable"
     double.start()
     if args.load:

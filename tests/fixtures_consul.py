@@ -75,6 +75,7 @@ class DoubleServer:
 
     def __init__(self, node_name: str = "ctmpl-double", node_id: str = "") -> None:
         self.double = ConsulDouble(node_name=node_name, node_id=node_id)
+        self.double.dev_mode = True  # a `consul agent -dev` indents its JSON
 
     @property
     def addr(self) -> str:

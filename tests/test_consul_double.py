@@ -116,6 +116,23 @@ def get(consul: ConsulFixture, request: str) -> tuple[int, dict[str, str], bytes
     return status, {k.lower(): v for k, v in headers.items()}, body, time.monotonic() - started
 
 
+def test_json_is_indented_as_a_dev_agent_writes_it(recorded: ConsulFixture) -> None:
+    """A ``consul agent -dev`` (and any agent for ``?pretty``) writes Go's MarshalIndent
+    with four spaces and a final newline; the client reads the same values either way."""
+    status, _, body, _ = get(recorded, "GET /v1/internal/ui/nodes")
+    assert status == 200 and body.startswith(b"[\n    {\n        ") and body.endswith(b"]\n")
+    if not recorded.is_real:  # the double outside dev mode: compact unless ?pretty
+        double = recorded.double("an agent outside dev mode")
+        double.dev_mode = False
+        try:
+            compact = get(recorded, "GET /v1/internal/ui/nodes")[2]
+            pretty = get(recorded, "GET /v1/catalog/services?pretty")[2]
+        finally:
+            double.dev_mode = True
+        assert b"\n" not in compact and json.loads(compact)
+        assert pretty.startswith(b"{\n    ") and pretty.endswith(b"}\n")
+
+
 def shape(value: Any) -> Any:
     """Field names and JSON types, recursively (a list by the distinct shapes of its
     elements, in no order: where Consul promises no order the double shuffles)."""
