@@ -206,6 +206,7 @@ class Daemon:
     """The parts of the daemon a Consul answer goes through, driven one answer at a time."""
 
     def __init__(self, workdir: Path) -> None:
+        from ctmpl import memory
         from ctmpl.brain import Brain
         from ctmpl.config.model import CatalogConfig, TemplateConfig
         from ctmpl.pipeline import Pipeline
@@ -214,6 +215,7 @@ class Daemon:
         from ctmpl.template.engine import Template
         from ctmpl.watch import Watcher, WatchPolicy
 
+        memory.large_blocks_to_system()  # as the daemon's entry point does
         self.answers: asyncio.Queue[Any] = asyncio.Queue()
         # Watches never time out during the run; the rate limit between two reads of one
         # query is the daemon's defence against a flapping source, not part of the cost.

@@ -19,6 +19,10 @@ class Brain:
         """The latest data for ``key``; KeyError if never received."""
         return self._data[key]
 
+    def get_or(self, key: str, default: object) -> object:
+        """The latest data for ``key``, or ``default`` if never received."""
+        return self._data.get(key, default)
+
     def set(self, key: str, data: object) -> bool:
         """Store data; return True when it differs from what was stored."""
         if key in self._data and self._data[key] == data:

@@ -17,6 +17,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ctmpl.register.main import main as register
 
         return register(args[1:])
+    from ctmpl import memory
     from ctmpl.cli import main as daemon
 
+    memory.large_blocks_to_system()  # the daemon frees answers and renders of many MB
     return daemon(args)

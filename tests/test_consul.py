@@ -144,9 +144,14 @@ def test_aggregated_status() -> None:
 
 async def test_address_falls_back_to_node(consul: ConsulFixture, catalog: ConsulCatalog) -> None:
     consul.register_external("ext-node-1", "10.5.0.1", "ext-1", "ext", port=9000)
-    data, _ = await service(catalog, "ext").fetch(0)
+    query = service(catalog, "ext")
+    data, index = await query.fetch(0)
     assert isinstance(data, tuple)
     assert (data[0].Address, data[0].Port, data[0].Node) == ("10.5.0.1", 9000, "ext-node-1")
+    # The node moves; the instance itself is not written again.
+    consul.call("PUT", "/v1/catalog/register", {"Node": "ext-node-1", "Address": "10.5.0.2"})
+    data, _ = await asyncio.wait_for(query.fetch(index), PROMPT)
+    assert isinstance(data, tuple) and data[0].Address == "10.5.0.2"
 
 
 async def test_nodes(consul: ConsulFixture, catalog: ConsulCatalog) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,7 +50,7 @@ from ctmpl.sources.consul_feed import (
 )
 from ctmpl.sources.consul_http import AgentHTTP, Answer, decode_value, parse_address
 from ctmpl.sources.consul_poll import Params
-from ctmpl.sources.consul_ui_catalog import UICatalog
+from ctmpl.sources.consul_ui_catalog import InstanceKey, UICatalog
 from ctmpl.watch import versioned_index
 
 __all__ = ["ConsulCatalog", "ConsulQuery", "aggregated_status", "parse_address"]
@@ -137,6 +138,7 @@ class ConsulCatalog:
         self.wait = config.block_query_wait
         self._feed_mode: FeedMode = feed_mode
         self._feeds: dict[str, Feed] = {}
+        self._decoded: dict[str, dict[InstanceKey, Decoded]] = {}  # by name, lower case
 
     @property
     def settings(self) -> CatalogConfig:
@@ -221,7 +223,7 @@ class ConsulCatalog:
             feed = self.catalog_feed
             if feed.mode != "ui":
                 return await read()
-            built = feed.cached(spec.name, partial(_instances, key, spec.name))
+            built = feed.cached(spec.name, partial(_instances, key, spec.name, self._decoded))
             return pick(built), 0
 
         if spec.dc:
@@ -307,9 +309,30 @@ class ConsulCatalog:
         return answer
 
 
-def _instances(key: str, name: str, catalog: UICatalog) -> tuple[Any, ...]:
-    """Every instance of ``name`` in the UI catalog, bad entries dropped with a warning."""
-    return tuple(decode.instance(key, e) for e in catalog.entries(name))
+# An instance as last decoded: (node fields, service, checks, the instance); the first three
+# are the catalog's own objects, the same while they do not change (``keyed_entries``).
+Decoded = tuple[Any, Any, list[Any], Instance | None]
+
+
+def _instances(key: str, name: str, held: dict[str, dict[InstanceKey, Decoded]],
+               catalog: UICatalog) -> tuple[Any, ...]:
+    """Every instance of ``name`` in the UI catalog, bad entries dropped with a warning.
+
+    An instance whose node, service and checks are the objects it was decoded from last
+    time is not decoded again (a node failure changes one instance of each name on it)."""
+    last = held.pop(name.lower(), {})
+    decoded: dict[InstanceKey, Decoded] = {}
+    for ikey, entry in catalog.keyed_entries(name):
+        node, service, checks = entry["Node"], entry["Service"], entry["Checks"]
+        prev = last.get(ikey)
+        if prev is not None and prev[0] is node and prev[1] is service and len(
+                prev[2]) == len(checks) and all(map(operator.is_, prev[2], checks)):
+            decoded[ikey] = prev
+        else:
+            decoded[ikey] = (node, service, checks, decode.instance(key, entry))
+    if decoded:
+        held[name.lower()] = decoded
+    return tuple(d[3] for d in decoded.values())
 
 
 def _summaries(

@@ -107,11 +107,17 @@ class UICatalog:
 
     def entries(self, name: str) -> list[dict[str, Any]]:
         """``/v1/health/service/<name>`` entries (every instance, unfiltered)."""
+        return [entry for _, entry in self.keyed_entries(name)]
+
+    def keyed_entries(self, name: str) -> list[tuple[InstanceKey, dict[str, Any]]]:
+        """The entries of ``name`` with the key of each. An entry's node fields, service
+        and checks are the same objects while they do not change."""
         out = []
         for key in self.keys(name):
             node = self._nodes[key[0]]
             checks = [*node.node_checks, *self._service_checks.get(key, ())]
-            out.append({"Node": node.fields, "Service": self._services[key], "Checks": checks})
+            out.append((key, {"Node": node.fields, "Service": self._services[key],
+                              "Checks": checks}))
         return out
 
     # -- updating -------------------------------------------------------------------------

@@ -124,8 +124,7 @@ class DataFunctions:
         """The data ``query`` would give now, ABSENT when none; records nothing."""
         if self._pin is not None and (value := self._pin(query)) is not UNPINNED:
             return value
-        brain = self._brain
-        return brain.get(query.key) if brain.has(query.key) else ABSENT
+        return self._brain.get_or(query.key, ABSENT)
 
     def replay(self, use: Use) -> None:
         """Record a call again whose result is known to be unchanged (a reused block)."""
@@ -140,15 +139,16 @@ class DataFunctions:
         return self._record(query, self.peek(query), empty, counted)
 
     def _record(self, query: Query, value: object, empty: Any, counted: bool) -> Any:
-        self.deps.queries[query.key] = query
+        deps = self.deps
+        deps.queries[query.key] = query
         for recording in self.recordings:
             recording.uses.append(Use(query, value, empty, counted))
         if value is ABSENT:
-            self.deps.missing.add(query.key)
+            deps.missing.add(query.key)
             value = empty
         if counted:
-            self.deps.instances += len(value)  # type: ignore[arg-type]
-            self.deps.uses_instances = True
+            deps.instances += len(value)  # type: ignore[arg-type]
+            deps.uses_instances = True
         return value
 
     def services(self) -> Any:

@@ -184,6 +184,8 @@ class Session:
             # Usually the very same object (an unchanged service's data); else compare.
             if kept is not value and not same(kept, self._frozen(value)):
                 return False
+        if not entry.uses:
+            return True
         peek = self.data.peek
         return all(same(peek(use.query), use.value) for use in entry.uses)
 
