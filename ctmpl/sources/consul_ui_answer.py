@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 
 _SPACE = b" \t\r\n"
+_COPY = 1 << 20  # a changed part up to this size (or half the answer) is copied to decode
 
 
 class SnapshotError(ValueError):
@@ -174,8 +175,8 @@ class Answers:
         while back > front and bounds[back - 1] + delta >= bounds[front] and new.startswith(
                 view[bounds[back - 1]:bounds[back]], bounds[back - 1] + delta):
             back -= 1
-        if not front and back == count:
-            return None  # nothing in common (another order): no copy, decoded whole
+        if bounds[back] - bounds[front] > max(len(old) // 2, _COPY):
+            return None  # mostly changed (another order, a burst): no copy, decoded whole
         if front == count:
             if new != old:
                 return None
