@@ -89,18 +89,14 @@ class StateBackend(ConsulBackend):
 
 class AnswerMaker:
     """The double's catalog and its ``/v1/internal/ui/nodes`` answer (which it rebuilds
-    only for the nodes a write touched); in ``stable`` order, the double's shuffling is
-    left out, so that an unchanged node is written the same way every time, as an agent
-    writes it."""
+    only for the nodes a write touched), in its random order or in an agent's."""
 
     def __init__(self, services: int, order: str, seed: int) -> None:
-        from tests import consul_tables
         from tests.consul_double import ConsulState
 
         random.seed(seed)
-        if order == "stable":
-            consul_tables.shuffled = list  # type: ignore[assignment]
         self.state = ConsulState()
+        self.state.ui.stable = order == "stable"
         self.model = Model(services)
         for inst in self.model.instances.values():
             self.state.catalog_register(register_body(inst))

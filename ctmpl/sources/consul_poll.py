@@ -82,7 +82,9 @@ class Poll:
         The answer is decoded, handled and dropped with the garbage collector paused: a
         catalog-wide body is hundreds of thousands of objects, freed as soon as the owner
         kept what changed, and collections meanwhile would scan them all, several times
-        per answer (``ctmpl.gcpolicy``). It is not kept during the next long-poll either.
+        per answer (``ctmpl.gcpolicy``). The ``Answer`` is not kept during the next
+        long-poll either (its owner may keep the bytes: the UI catalog compares the next
+        answer with them).
         """
         answer = await self._request(self.key, self._path, self._params, asked)
         with gcpolicy.paused():
