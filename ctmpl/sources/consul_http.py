@@ -228,6 +228,12 @@ class AgentHTTP:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
             self._session = aiohttp.ClientSession(connector=connector)
+            # aiohttp sends a GET again, silently, when the agent closed the kept-alive
+            # connection it went out on. A long-poll sent again that way may reach an
+            # agent that restarted meanwhile, with the old index, and block for a whole
+            # wait; the failure must reach the poll, which asks again without its index.
+            if hasattr(self._session, "_retry_connection"):
+                self._session._retry_connection = False
         return self._session
 
 
