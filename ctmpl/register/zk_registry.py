@@ -28,6 +28,7 @@ from kazoo.retry import KazooRetry
 
 from ctmpl.config.model import ZkConfig
 from ctmpl.register.base import RegistryDown
+from ctmpl.sources.zk_client import auth_data
 
 _KAZOO_LOG = logging.getLogger("ctmpl.register.kazoo")
 _KAZOO_LOG.setLevel(logging.ERROR)  # its per-attempt reconnect warnings; outages are ours
@@ -81,10 +82,9 @@ class ZkRegistry:
     def _connected(self) -> KazooClient:
         client = self._client
         if client is None:
-            auth = [("digest", f"{self._config.username}:{self._config.password}")] \
-                if self._config.username else None
             client = KazooClient(
-                hosts=self._hosts, timeout=self._session_timeout, auth_data=auth,
+                hosts=self._hosts, timeout=self._session_timeout,
+                auth_data=auth_data(self._config),
                 connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0),
                 logger=_KAZOO_LOG,
             )

@@ -45,6 +45,11 @@ Watch = Callable[[WatchedEvent], None]
 State = Literal["connected", "suspended", "lost"]
 
 
+def auth_data(config: ZkConfig) -> list[tuple[str, str]] | None:
+    """kazoo's ``auth_data`` for the configured digest credentials; None without them."""
+    return [("digest", f"{config.username}:{config.password}")] if config.username else None
+
+
 class _KazooToDebug(logging.Filter):
     """kazoo logs every failed reconnect attempt at WARNING; ctmpl logs the outage once."""
 
@@ -89,11 +94,9 @@ class ZkConnection:
         handler = SequentialThreadingHandler()
         retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=2.0,
                            sleep_func=handler.sleep_func)
-        auth = [("digest", f"{self._config.username}:{self._config.password}")] \
-            if self._config.username else None
         client = KazooClient(
             hosts=self.hosts, timeout=self._config.session_timeout, handler=handler,
-            connection_retry=retry, auth_data=auth, logger=_KAZOO_LOG,
+            connection_retry=retry, auth_data=auth_data(self._config), logger=_KAZOO_LOG,
         )
         client.add_listener(lambda state: self._state_threadsafe(client, state))
         return client
