@@ -87,6 +87,11 @@ class Daemon:
         """True while the process runs."""
         return self.proc.poll() is None
 
+    def exit_code(self) -> int | None:
+        """Wait until ctmpl exits by itself; its exit code."""
+        wait_for(lambda: not self.alive(), what=f"exit\n{self.text()}")
+        return self.proc.returncode
+
     def signal(self, sig: signal.Signals) -> None:
         """Send ``sig`` to ctmpl."""
         self.proc.send_signal(sig)

@@ -31,15 +31,10 @@ def out(tmp_path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def exit_code(proc: Daemon) -> int | None:
-    wait_for(lambda: not proc.alive(), what=f"exit\n{proc.text()}")
-    return proc.proc.returncode
-
-
 def test_unknown_function_exits_4_in_daemon_mode_as_in_once(tmp_path: Path) -> None:
     proc = Daemon(setup(tmp_path, "{{ servicez('web') }}\n", {}), tmp_path / "log")
     try:
-        assert exit_code(proc) == 4
+        assert proc.exit_code() == 4
     finally:
         proc.stop()
     assert "unknown function or variable 'servicez'" in proc.text()
@@ -49,7 +44,7 @@ def test_unknown_function_exits_4_in_daemon_mode_as_in_once(tmp_path: Path) -> N
 def test_data_error_before_the_first_render_exits_4(tmp_path: Path) -> None:
     proc = Daemon(setup(tmp_path, DIVIDE, {"n": "0"}), tmp_path / "log")
     try:
-        assert exit_code(proc) == 4
+        assert proc.exit_code() == 4
     finally:
         proc.stop()
     assert "before the first complete render" in proc.text()

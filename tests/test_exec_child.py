@@ -12,7 +12,7 @@ import pytest
 
 from ctmpl.config.model import ExecConfig
 from ctmpl.exec_child import child_env, exit_status
-from tests.daemon import Daemon, daemon, wait_for, write_catalog
+from tests.daemon import daemon, wait_for, write_catalog
 from tests.fixtures_nginx import Backend, NginxEnv
 from tests.test_daemon_nginx import instance, seen_backends
 
@@ -165,12 +165,8 @@ def test_child_exit_code_becomes_ctmpl_exit_code(
 ) -> None:
     _, log, args = child_args(tmp_path)
     monkeypatch.setenv("EXIT_AFTER_START", "3")
-    proc = Daemon(args, tmp_path / "log")
-    try:
-        wait_for(lambda: not proc.alive(), what="exit")
-    finally:
-        proc.stop()
-    assert proc.proc.returncode == 3, proc.text()
+    with daemon(args, tmp_path / "log") as proc:
+        assert proc.exit_code() == 3, proc.text()
     assert lines(log) and lines(log)[0].startswith("start")
 
 
@@ -201,12 +197,8 @@ def test_child_environment_filters() -> None:
 def test_missing_exec_command_exits_127(tmp_path: Path) -> None:
     _, _, args = child_args(tmp_path)
     args[args.index("-exec") + 1] = str(tmp_path / "no-such-program")
-    proc = Daemon(args, tmp_path / "log")
-    try:
-        wait_for(lambda: not proc.alive(), what="exit")
-    finally:
-        proc.stop()
-    assert proc.proc.returncode == 127, proc.text()
+    with daemon(args, tmp_path / "log") as proc:
+        assert proc.exit_code() == 127, proc.text()
     assert f"exec {tmp_path / 'no-such-program'}: cannot start: No such file" in proc.text()
 
 
