@@ -11,9 +11,15 @@ Checked in a fresh interpreter, as ``python -m ctmpl`` starts.
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+from ctmpl import preload as preload_module
+from ctmpl.config.model import ConsulConfig
+from ctmpl.sources.consul_http import AgentHTTP
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,3 +69,35 @@ def test_other_catalogs_do_not_preload_aiohttp(tmp_path: Path) -> None:
     catalog.write_text("services: {}\n")
     _, after = _modules(tmp_path, "-catalog", f"file://{catalog}")
     assert "aiohttp" not in after
+
+
+def test_preload_thread_skips_the_system_certificates_other_threads_keep_them() -> None:
+    """aiohttp's default TLS contexts, built while the preload thread imports it, load no CA
+    bundle; a context the main thread builds meanwhile does, and so does every one after."""
+    system = ssl.create_default_context().cert_store_stats()
+    seen: dict[str, dict[str, int]] = {}
+
+    def other() -> None:
+        seen["other"] = ssl.create_default_context().cert_store_stats()
+
+    with preload_module.without_default_certificates():
+        seen["inside"] = ssl.create_default_context().cert_store_stats()
+        plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        plain.set_default_verify_paths()
+        seen["plain"] = plain.cert_store_stats()
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(10)
+    assert seen["inside"]["x509_ca"] == 0 and seen["plain"]["x509_ca"] == 0
+    assert seen["other"] == system
+    assert "set_default_verify_paths" not in vars(ssl.SSLContext)
+    assert ssl.create_default_context().cert_store_stats() == system
+
+
+def test_https_consul_uses_its_own_context_with_the_system_certificates() -> None:
+    """What the skipped certificates rely on: over https the Consul client never falls back
+    to aiohttp's default context; without ``ca_cert`` its own one trusts the system's CAs."""
+    http = AgentHTTP(ConsulConfig(address="https://127.0.0.1:8501"), 1)
+    assert isinstance(http._tls, ssl.SSLContext)
+    assert http._tls.cert_store_stats() == ssl.create_default_context().cert_store_stats()
+    assert http._tls.verify_mode == ssl.CERT_REQUIRED and http._tls.check_hostname
