@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ctmpl import logs
+from ctmpl import gcpolicy, logs
 from ctmpl.config.load import build_config
 from ctmpl.config.model import Config
 from ctmpl.errors import EXIT_INTERNAL, EXIT_USAGE, CtmplError, UsageError
@@ -35,6 +35,9 @@ def load_config(argv: Sequence[str]) -> Config:
 async def _serve(config: Config, argv: Sequence[str]) -> int:
     from ctmpl.runner import Runner
 
+    # Collections paused for the start (``ctmpl.entry``) resume at the first complete
+    # render, or after START_LIMIT seconds without one.
+    asyncio.get_running_loop().call_later(gcpolicy.START_LIMIT, gcpolicy.resume)
     runner = Runner(config, reload_config=lambda: load_config(argv))
     if not config.once:
         signals = SignalHandlers(runner)

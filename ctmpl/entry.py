@@ -17,6 +17,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ctmpl.register.main import main as register
 
         return register(args[1:])
+    from ctmpl import gcpolicy
+
+    gcpolicy.pause_for_start()  # until the first complete render (imports included)
     from ctmpl import memory
     from ctmpl.cli import main as daemon
 

@@ -4,13 +4,18 @@ they are applied to."""
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ctmpl import gcpolicy
 from ctmpl.errors import SourceError
 from ctmpl.sources.consul_http import Answer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -49,3 +54,42 @@ def test_answer_decodes_when_read_and_names_the_query_when_invalid() -> None:
     assert answer.decode_with(lambda raw: raw) == b"[1]"
     answer.release()
     assert answer.body is None and answer.index == 3
+
+
+def test_collections_paused_for_the_start_resume_when_settled_or_told() -> None:
+    gcpolicy.pause_for_start()
+    assert not gc.isenabled()
+    gcpolicy.settle()
+    assert gc.isenabled()
+    gcpolicy.pause_for_start()
+    gcpolicy.resume()
+    assert gc.isenabled()
+
+
+DAEMON = """
+import gc, os, signal, sys
+from ctmpl import daemon_services
+first_render = daemon_services.DaemonServices.first_render
+
+async def noted(self):
+    print("starting", gc.isenabled(), flush=True)
+    await first_render(self)
+    print("rendered", gc.isenabled(), flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+daemon_services.DaemonServices.first_render = noted
+from ctmpl.entry import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_daemon_collects_again_after_its_first_complete_render(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("services: {}\n")
+    template = tmp_path / "t.j2"
+    template.write_text("{{ services() | length }}\n")
+    args = ["-catalog", f"file://{catalog}", "-template", f"{template}:{tmp_path / 'out'}"]
+    done = subprocess.run([sys.executable, "-c", DAEMON, *args], check=False, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.split("\n")[:2] == ["starting False", "rendered True"], done.stderr
+    assert done.returncode == 0, done.stderr
