@@ -27,3 +27,30 @@ def test_forget_drops_data_of_unwatched_queries() -> None:
     brain.forget({"a", "c"})
     assert not brain.has("a") and brain.get("b") == 2
     assert brain.set("a", 1) is True, "forgotten data arrives again as a change"
+
+
+def test_changed_since_names_what_changed_after_a_version() -> None:
+    brain = Brain()
+    brain.set("a", 1)
+    start = brain.version
+    assert brain.changed_since(start) == frozenset()
+    brain.set("a", 1)  # equal: not a change
+    brain.set("b", 2)
+    brain.forget(["a", "never"])
+    assert brain.changed_since(start) == {"a", "b"}
+    assert brain.changed_since(brain.version) == frozenset()
+
+
+def test_changed_since_is_unknown_once_the_log_was_dropped(monkeypatch: object) -> None:
+    import ctmpl.brain as module
+
+    setattr(module, "_LOG_LIMIT", 3)  # noqa: B010 (a module constant, restored below)
+    try:
+        brain = Brain()
+        start = brain.version
+        for n in range(5):
+            brain.set(f"k{n}", n)
+        assert brain.changed_since(start) is None, "must not claim nothing changed"
+        assert brain.changed_since(brain.version - 1) == {"k4"}
+    finally:
+        setattr(module, "_LOG_LIMIT", 50_000)  # noqa: B010

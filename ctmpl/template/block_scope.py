@@ -26,14 +26,14 @@ def free_names(body: Sequence[nodes.Node], bound: frozenset[str] = frozenset()) 
     for node in body:
         if isinstance(node, nodes.Assign):
             free |= _loads(node.node, bound)
-            bound = bound | _stores(node.target)
+            bound = bound | stores(node.target)
         elif isinstance(node, nodes.AssignBlock):
             free |= free_names(node.body, bound)
             free |= _loads(node.filter, bound) if node.filter is not None else set()
-            bound = bound | _stores(node.target)
+            bound = bound | stores(node.target)
         elif isinstance(node, nodes.For):
             free |= _loads(node.iter, bound)
-            inner = bound | _stores(node.target) | {"loop"}
+            inner = bound | stores(node.target) | {"loop"}
             free |= _loads(node.test, inner) if node.test is not None else set()
             free |= free_names(node.body, inner) | free_names(node.else_, bound)
         elif isinstance(node, nodes.If):
@@ -49,7 +49,7 @@ def _loads(node: nodes.Node, bound: frozenset[str]) -> set[str]:
     return names - bound
 
 
-def _stores(target: nodes.Node) -> frozenset[str]:
+def stores(target: nodes.Node) -> frozenset[str]:
     return frozenset(n.name for n in find([target], nodes.Name))
 
 

@@ -56,12 +56,35 @@ class Use:
     counted: bool  # a service() call: its instances count for the shrink guard
 
 
+@dataclass(frozen=True)
+class Calls:
+    """The calls one block made, ready to be checked and recorded again in a later render."""
+
+    uses: tuple[Use, ...]
+    keys: frozenset[str]  # their queries' keys
+    queries: dict[str, Query]  # by key (not changed after it is built)
+    instances: int  # what the counted calls returned, in all
+
+
 @dataclass
 class Recording:
     """The calls made while a reusable block rendered (see ``ctmpl.template.reuse``)."""
 
     uses: list[Use] = field(default_factory=list)
     volatile: bool = False  # it read something not tracked as a query (env): never reuse
+
+    def calls(self) -> Calls | None:
+        """What was recorded, to replay later; None when it must not be reused (it read
+        something untracked, or a query without data)."""
+        if self.volatile or any(u.value is ABSENT for u in self.uses):
+            return None
+        uses = tuple(self.uses)
+        queries = {u.query.key: u.query for u in uses}
+        instances = 0
+        for use in uses:
+            if use.counted:
+                instances += len(use.value)  # type: ignore[arg-type]
+        return Calls(uses, frozenset(queries), queries, instances)
 
 
 class QueryMemo:
@@ -126,9 +149,27 @@ class DataFunctions:
             return value
         return self._brain.get_or(query.key, ABSENT)
 
-    def replay(self, use: Use) -> None:
-        """Record a call again whose result is known to be unchanged (a reused block)."""
-        self._record(use.query, use.value, use.empty, use.counted)
+    def version(self) -> int:
+        """The brain's version now (see ``changed_since``)."""
+        return self._brain.version
+
+    def changed_since(self, version: int | None) -> frozenset[str] | None:
+        """The queries whose data changed after brain ``version``; None when unknown (no
+        version, or a catalog that pins its own version per render: compare every value)."""
+        if version is None or self._pin is not None:
+            return None
+        return self._brain.changed_since(version)
+
+    def replay(self, calls: Calls) -> None:
+        """Record calls again whose results are known to be unchanged (a reused block)."""
+        deps = self.deps
+        deps.queries.update(calls.queries)
+        if calls.instances:
+            deps.instances += calls.instances
+        if not deps.uses_instances and any(u.counted for u in calls.uses):
+            deps.uses_instances = True
+        for recording in self.recordings:
+            recording.uses.extend(calls.uses)
 
     def volatile(self) -> None:
         """The blocks rendering now read something untracked: they must not be reused."""

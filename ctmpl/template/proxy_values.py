@@ -20,6 +20,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
 from ctmpl.errors import TemplateError
 from ctmpl.model import warn_once
 
@@ -156,7 +159,41 @@ def zone_size(count: int) -> str:
     return f"{64 + 2 * max(0, int(count))}k"
 
 
+def case_twins(services: Any, tag: Any = "") -> dict[str, tuple[str, ...]]:
+    """For services carrying ``tag`` (every service when ``tag`` is empty) whose names differ
+    only in case: name -> the names before it in sorted order. An nginx upstream name
+    ignores case, so only one of them can be published (see ``anyInstances``).
+
+    The answer for the same ``services`` tuple (an unchanged catalog answer) is kept, so a
+    re-render over thousands of services does not walk them again.
+    """
+    memo = _TWINS
+    if memo and memo[0][0] is services and memo[0][1] == tag:
+        return dict(memo[0][2])
+    by_fold: dict[str, list[str]] = {}
+    for name in sorted(str(s.Name) for s in services if not tag or tag in s.Tags):
+        by_fold.setdefault(name.lower(), []).append(name)
+    answer = tuple((name, tuple(names[:k])) for names in by_fold.values() if len(names) > 1
+                   for k, name in enumerate(names) if k)
+    if type(services) is tuple:
+        memo[:] = [(services, tag, answer)]
+    return dict(answer)
+
+
+_TWINS: list[tuple[Any, Any, tuple[tuple[str, tuple[str, ...]], ...]]] = []  # case_twins' last
+
+
+@pass_context
+def any_instances(context: Context, names: Any, tag: Any = None) -> bool:
+    """True when any of the services ``names`` has instances: ``service(name, tag=tag)``
+    (a watched call, as in the template)."""
+    service = context.resolve("service")
+    return any(service(str(name), tag=tag) for name in names)
+
+
 HELPERS: dict[str, Callable[..., Any]] = {
+    "caseTwins": case_twins,
+    "anyInstances": any_instances,
     "hostPort": host_port,
     "metaInt": meta_int,
     "metaDuration": meta_duration,
