@@ -28,6 +28,13 @@ DEFAULT_PERMS = 0o644
 _CHUNK = 1 << 16
 
 
+class Unread:
+    """The live bytes were not read yet (``install`` reads them)."""
+
+
+UNREAD = Unread()
+
+
 @dataclass(frozen=True)
 class InstallOptions:
     """How to install: mode (-1 keeps the old one, else 0644), backup, parent creation."""
@@ -45,9 +52,15 @@ def read_current(path: Path) -> bytes | None:
         return None
 
 
-def install(path: Path, content: bytes, options: InstallOptions = InstallOptions()) -> bool:
-    """Install ``content`` at ``path``; False (nothing written) when it is unchanged."""
-    current = read_current(path)
+def install(path: Path, content: bytes, options: InstallOptions = InstallOptions(),
+            current: bytes | Unread | None = UNREAD) -> bool:
+    """Install ``content`` at ``path``; False (nothing written) when it is unchanged.
+
+    ``current``: the live bytes when the caller has just read them (None: no file), so
+    that they are not read again; they are compared with ``content`` and, should an
+    in-place write fail half-way, written back."""
+    if isinstance(current, Unread):
+        current = read_current(path)
     if current == content:
         return False
     if options.create_dirs:

@@ -97,7 +97,7 @@ class Pipeline:
             else:
                 if cfg.check:
                     await check_staged(cfg.check, dest, content, options.create_dirs)
-                changed = await asyncio.to_thread(install, dest, content, options)
+                changed = await asyncio.to_thread(install, dest, content, options, current)
         except CtmplError as exc:
             log.error("%s: %s; the last good %s stays live", state.template.name, exc, dest)
             _failed(state, exc)
@@ -177,19 +177,25 @@ class Pipeline:
         result = PassResult()
         previous: dict[Path, bytes | None] = {}
         pending: list[tuple[TemplateState, bytes, bytes | None]] = []
+        loop = asyncio.get_running_loop()
         for state in states:
             if not state.dirty or state.awaiting(self.brain):
                 continue
+            # The live file is read in a thread while the template renders (the read
+            # releases the interpreter lock): its bytes are there when the render ends.
+            live = loop.run_in_executor(None, read_current, state.destination)
             try:
                 content = state.render(self.catalog, self.brain, now)
             except CtmplError as exc:
+                live.cancel()
                 log.error("%s; the last good file stays live", exc)
                 _failed(state, exc)
                 result.errors.append(exc)
                 continue
             if content is None:
+                live.cancel()
                 continue
-            current = await asyncio.to_thread(read_current, state.destination)
+            current = await live
             if not self.admitted(state, content, current, now):
                 continue
             previous[state.destination] = current

@@ -164,3 +164,40 @@ def test_failed_write_leaves_old_bytes_and_no_temp(
     assert calls
     assert dest.read_bytes() == b"old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.conf"]
+
+
+def test_live_bytes_given_are_not_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "a.conf"
+    dest.write_bytes(b"old\n")
+    monkeypatch.setattr(install_mod, "read_current", lambda path: pytest.fail("read again"))
+    assert install(dest, b"old\n", current=b"old\n") is False
+    assert install(dest, b"new\n", current=b"old\n") is True
+    assert dest.read_bytes() == b"new\n"
+
+
+def test_in_place_write_failing_half_way_puts_the_given_live_bytes_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "bind.conf"
+    dest.write_bytes(b"old content\n")
+
+    def busy(src: object, dst: object) -> None:
+        raise OSError(errno.EBUSY, "Device or resource busy")
+
+    real_pwrite, writes = os.pwrite, []
+
+    def failing_pwrite(fd: int, data: bytes, offset: int) -> int:
+        writes.append(bytes(data))
+        if len(writes) == 1:
+            real_pwrite(fd, data[:3], offset)
+            raise OSError(errno.EIO, "Input/output error")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(install_mod.os, "replace", busy)
+    monkeypatch.setattr(install_mod.os, "pwrite", failing_pwrite)
+    with pytest.raises(InstallError, match="the old content stays"):
+        install(dest, b"new content!\n", current=b"old content\n")
+    assert dest.read_bytes() == b"old content\n"
+    assert leftovers(tmp_path) == []
