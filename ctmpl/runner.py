@@ -79,6 +79,7 @@ class Runner:
         self._proxy_retry = ProxyRetry(self.config.proxy)
         self.exit_code = EXIT_OK
         self.ops = DaemonServices(self.config, self._wake.set)
+        self._task_group = tasks.TaskGroup(self._on_task_crash)  # owns every background task
 
     # -- event sources -------------------------------------------------------------------
 
@@ -130,7 +131,7 @@ class Runner:
         self.pipeline = self._pipeline()
         if (files := self._file_catalog()) is not None and not self.config.once:
             files.start()
-        async with tasks.running(tasks.TaskGroup(self._on_task_crash)):
+        async with tasks.running(self._task_group):
             try:
                 if not self.config.once:
                     await self.ops.start()
@@ -201,7 +202,8 @@ class Runner:
         self._recheck_held(now)
         for group in self.groups:
             if group.is_due(now):
-                result = await self.pipeline.run_pass(group.states, now)
+                with self._task_group.busy():  # a long-poll asks again after it (``tasks``)
+                    result = await self.pipeline.run_pass(group.states, now)
                 code = self._fatal(result)
                 if code is not None:
                     return code

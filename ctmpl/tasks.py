@@ -8,6 +8,10 @@ task) is logged with its traceback and reported to the group's crash handler, wh
 the daemon with exit code 1 so that a supervisor restarts it, instead of leaving it running
 without that watch; and when the runner ends, the group cancels whatever is still running.
 Outside a runner (a source used on its own), ``spawn`` still logs such a death.
+
+The group also knows when the runner is in a pass (``busy``): a background task whose next
+step is not urgent — a catalog-wide long-poll asking again after an answer that set off
+that pass — can ``give_way`` to it, so that the pass runs without it on the same core.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,8 @@ class TaskGroup:
     def __init__(self, on_crash: CrashHandler | None = None) -> None:
         self._on_crash = on_crash
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._busy = 0
+        self._idle: asyncio.Event | None = None  # set when the last busy stretch ends
 
     def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         """``asyncio.create_task`` whose unexpected exception is logged and reported."""
@@ -49,6 +55,28 @@ class TaskGroup:
         if self._on_crash is not None:
             self._on_crash(name, exc)
 
+    @contextlib.contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark work under way that background tasks give way to (``give_way``)."""
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy and self._idle is not None:
+                self._idle.set()
+                self._idle = None
+
+    async def idle(self, limit: float) -> None:
+        """Return once no busy work is under way, or after ``limit`` seconds."""
+        if not self._busy:
+            return
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(limit):
+                await self._idle.wait()
+
     async def aclose(self) -> None:
         """Cancel every task still running and wait for them to end."""
         while self._tasks:
@@ -65,6 +93,13 @@ _current: TaskGroup | None = None
 def spawn(coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
     """Start ``coro`` as a task of the running group (see the module docstring)."""
     return (_current or _loose).spawn(coro, name)
+
+
+async def give_way(limit: float) -> None:
+    """Let the running group's busy work (a pass) end first, waiting at most ``limit``
+    seconds; at once outside a runner."""
+    if _current is not None:
+        await _current.idle(limit)
 
 
 @contextlib.asynccontextmanager

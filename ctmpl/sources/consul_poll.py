@@ -11,7 +11,13 @@ hands every answer to its owner. The rules, written once:
 - the first failure is logged at WARNING with the endpoint and the error, later attempts at
   DEBUG, the recovery at INFO; an unexpected exception (a bug) is logged with its traceback
   and retried the same way, so the loop never dies unnoticed;
-- an answer that comes back at once with an unchanged index is not asked again for 100 ms.
+- an answer that comes back at once with an unchanged index is not asked again for 100 ms;
+- after an answer with a new index, the tasks it woke (the queries whose names changed, and
+  the runner they wake) run first, and the next request waits for the pass they set off,
+  up to 50 ms (``ctmpl.tasks.give_way``): the render and the file write do not wait for
+  the HTTP client to send it (about 0.5 ms of CPU at 1,000 services), nor share the
+  machine with the agent answering it. It is asked with the new index, so a change made
+  meanwhile is answered at once.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from ctmpl import gcpolicy
+from ctmpl import gcpolicy, tasks
 from ctmpl.config.model import Retry
 from ctmpl.errors import SourceError
 from ctmpl.sources.consul_http import Answer
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 Params = tuple[tuple[str, str], ...]
 Request = Callable[[str, str, Params, int], Awaitable[Answer]]
 _MIN_GAP = 0.1
+_HAND_OVER = 3  # event-loop turns: the woken queries, then the runner they wake
+_GIVE_WAY = 0.05  # seconds the next request waits at most for the pass an answer set off
 
 
 class Poll:
@@ -75,6 +83,10 @@ class Poll:
             self.index = next_index(asked, index)
             if index == asked and loop.time() - started < _MIN_GAP / 10:
                 await asyncio.sleep(_MIN_GAP)
+            elif index != asked:
+                for _ in range(_HAND_OVER):
+                    await asyncio.sleep(0)
+                await tasks.give_way(_GIVE_WAY)
 
     async def _ask(self, asked: int) -> int:
         """One request, handed to ``on_answer``; its index.
