@@ -12,12 +12,19 @@ the status. A ``429`` is a retryable SourceError like any other. The pool holds 
 generation* (``connection_generation``) moves with every transport failure: requests of a
 later generation may reach an agent that restarted meanwhile, for callers that must act on
 that.
+
+An agent on the same machine (a loopback address) is asked for uncompressed answers
+(``Accept-Encoding: identity``): an agent compresses every answer a client accepts
+compressed, and at 1,000 services gzip costs the agent 5–10 ms per catalog-wide answer and
+ctmpl 1.5–2 ms to inflate, where copying the 1.6 MB over loopback costs less than either.
+Any other agent is asked for gzip, which saves the network more than it costs.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import logging
 import ssl
 from collections.abc import Callable
@@ -60,6 +67,17 @@ def parse_address(address: str, tls: TLS) -> tuple[str, str]:
     if not hostport.rsplit(":", 1)[-1].isdigit() or hostport.endswith("]"):
         hostport += ":8500"
     return f"{scheme}://{hostport}", hostport
+
+
+def is_loopback(hostport: str) -> bool:
+    """True when ``host:port`` names this machine (``localhost`` or a loopback address)."""
+    host = hostport.rsplit(":", 1)[0].strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def ssl_context(tls: TLS) -> ssl.SSLContext:
@@ -136,6 +154,8 @@ class AgentHTTP:
         self._server_name = consul.ssl.server_name or None
         self._max_connections = max_connections
         self._headers = {"X-Consul-Token": consul.token} if consul.token else {}
+        if is_loopback(self.hostport):
+            self._headers["Accept-Encoding"] = "identity"
         self._auth = (
             aiohttp.BasicAuth(consul.auth_username, consul.auth_password)
             if consul.auth_username
