@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctmpl.sources import consul_decode as decode
+from ctmpl.sources.consul import _instances
 from ctmpl.sources.consul_ui_answer import Answers, Split, first_look
 from ctmpl.sources.consul_ui_catalog import SnapshotError, UICatalog
 from ctmpl.sources.consul_ui_catalog import decode as decode_answer
@@ -190,6 +191,7 @@ def test_each_answer_names_exactly_the_services_that_changed(data: st.DataObject
     catalog = UICatalog()
     before: list[dict[str, Any]] = []
     style = data.draw(st.sampled_from(STYLES))
+    built: dict[str, Any] = {}  # what queries keep from one answer to the next
     for index, (body, trusted) in enumerate(answers(data), 1):
         # The bytes as the feed hands them over: most nodes the same as in the last answer.
         diff = catalog.apply(json.dumps(body, **style).encode(), index, trusted=trusted)
@@ -197,6 +199,10 @@ def test_each_answer_names_exactly_the_services_that_changed(data: st.DataObject
         assert {n.lower() for n in diff.names} == {
             n for n in old.keys() | new.keys() if old.get(n) != new.get(n)}, trusted
         assert held(catalog) == new
+        # Rebuilt as the queries do: unchanged instances kept, new checks decoded alone.
+        rebuilt = {n: sorted(_instances("t", n, built, catalog), key=lambda i: (i.Node, i.ID))
+                   for n in sorted({n.lower() for n in catalog.names()})}
+        assert rebuilt == new
         assert diff.services == (tag_view(before) != tag_view(body))
         assert diff.nodes == (node_view(before) != node_view(body))
         assert {n: set(catalog.tags(n)) for n in catalog.names()} == tag_view(body)

@@ -319,17 +319,22 @@ def _instances(key: str, name: str, held: dict[str, dict[InstanceKey, Decoded]],
     """Every instance of ``name`` in the UI catalog, bad entries dropped with a warning.
 
     An instance whose node, service and checks are the objects it was decoded from last
-    time is not decoded again (a node failure changes one instance of each name on it)."""
+    time is not decoded again (a node failure changes one instance of each name on it);
+    one whose node and service are, but not its checks (a flap, maintenance, a node
+    check), has only its checks and status decoded again."""
     last = held.pop(name.lower(), {})
     decoded: dict[InstanceKey, Decoded] = {}
     for ikey, entry in catalog.keyed_entries(name):
         node, service, checks = entry["Node"], entry["Service"], entry["Checks"]
         prev = last.get(ikey)
-        if prev is not None and prev[0] is node and prev[1] is service and len(
-                prev[2]) == len(checks) and all(map(operator.is_, prev[2], checks)):
-            decoded[ikey] = prev
-        else:
+        if prev is None or prev[0] is not node or prev[1] is not service:
             decoded[ikey] = (node, service, checks, decode.instance(key, entry))
+        elif len(prev[2]) == len(checks) and all(map(operator.is_, prev[2], checks)):
+            decoded[ikey] = prev
+        elif prev[3] is None:  # dropped: its checks do not make it valid
+            decoded[ikey] = (node, service, checks, None)
+        else:
+            decoded[ikey] = (node, service, checks, decode.rechecked(key, prev[3], prev[2], checks))
     if decoded:
         held[name.lower()] = decoded
     return tuple(d[3] for d in decoded.values())

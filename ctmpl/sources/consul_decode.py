@@ -9,7 +9,7 @@ is kept.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +19,7 @@ from ctmpl.model import (
     InvalidEntry,
     Node,
     ServiceSummary,
+    Status,
     clean_addresses,
     clean_meta,
     clean_tag_list,
@@ -32,23 +33,25 @@ from ctmpl.model import (
 
 _NODE_MAINT = "_node_maintenance"
 _SERVICE_MAINT = "_service_maintenance:"
+_WORST_FIRST: tuple[Status, ...] = ("maintenance", "critical", "warning")
 
 T = TypeVar("T")
 
 
-def aggregated_status(checks: Iterable[Mapping[str, Any]]) -> str:
+def aggregated_status(checks: Iterable[Mapping[str, Any]]) -> Status:
     """consul-template's HealthChecks.AggregatedStatus: maintenance > critical > warning."""
-    seen: set[str] = set()
+    seen: set[Status] = set()
     for check in checks:
         check_id = str(check.get("CheckID", ""))
         if check_id == _NODE_MAINT or check_id.startswith(_SERVICE_MAINT):
             seen.add("maintenance")
         else:
             status = check.get("Status")
-            seen.add(status if status in ("passing", "warning") else "critical")
-    for status in ("maintenance", "critical", "warning"):
-        if status in seen:
-            return status
+            seen.add("passing" if status == "passing" else
+                     "warning" if status == "warning" else "critical")
+    for worst in _WORST_FIRST:
+        if worst in seen:
+            return worst
     return "passing"
 
 
@@ -107,6 +110,18 @@ def instance(key: str, entry: Mapping[str, Any]) -> Instance | None:
         Checks=tuple(_check(where, c) for c in entry.get("Checks") or ()),
         TagList=clean_tag_list(where, svc.get("Tags") or ()),
     )
+
+
+def rechecked(key: str, inst: Instance, old: Sequence[Mapping[str, Any]],
+              checks: Sequence[Mapping[str, Any]]) -> Instance:
+    """``inst``, decoded by ``instance`` from the same node and service and the checks
+    ``old``, with the checks ``checks``: only the checks that are not among ``old`` (the
+    same objects) are decoded, and the status they give."""
+    where = f"{key} {inst.ID}"
+    same = len(old) == len(inst.Checks)
+    known = dict(zip(map(id, old), inst.Checks, strict=True)) if same else {}
+    return replace(inst, Status=aggregated_status(checks), Checks=tuple(
+        known.get(id(raw)) or _check(where, raw) for raw in checks))
 
 
 def _check(where: str, raw: Mapping[str, Any]) -> Check:
