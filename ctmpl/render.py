@@ -64,7 +64,9 @@ class TemplateState:
             raise
         telemetry.rendered(self.template.name, str(self.destination),
                            time.perf_counter() - started, rendered.complete)
-        self.queries = rendered.deps.queries
+        if rendered.deps.queries.keys() != self.queries.keys():
+            self.queries = rendered.deps.queries  # kept otherwise: the runner syncs watches
+                                                  # only when a state's queries changed
         self.missing = frozenset(rendered.deps.missing)
         if not rendered.complete:
             if self.incomplete_since is None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import signal
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from ctmpl.proxy.base import ProxyController
 from ctmpl.retry import ProxyRetry
 from ctmpl.shrink import ShrinkGuard
 from ctmpl.sources import open_catalog
-from ctmpl.sources.base import Catalog
+from ctmpl.sources.base import Catalog, Query
 from ctmpl.stale import remove_stale_temp_files
 from ctmpl.startup import announce
 from ctmpl.watch import Watcher, WatchPolicy
@@ -80,6 +81,7 @@ class Runner:
         self.exit_code = EXIT_OK
         self.ops = DaemonServices(self.config, self._wake.set)
         self._task_group = tasks.TaskGroup(self._on_task_crash)  # owns every background task
+        self._synced: list[dict[str, Query]] = []  # each state's queries at the last sync
 
     # -- event sources -------------------------------------------------------------------
 
@@ -291,6 +293,12 @@ class Runner:
             log.info("%s reloaded: it may not have run the installed config", proxy.name)
 
     def _sync_watches(self) -> None:
+        # A state keeps its queries (the same dict) while a render reads the same ones:
+        # with thousands of queries, most turns have nothing to start or stop.
+        current = [s.queries for g in self.groups for s in g.states]
+        if len(current) == len(self._synced) and all(map(operator.is_, current, self._synced)):
+            return
+        self._synced = current
         wanted = {k: q for g in self.groups for s in g.states for k, q in s.queries.items()}
         unused = self.watcher.keys() - set(wanted)
         self.watcher.remove(unused)

@@ -244,18 +244,26 @@ class UICatalog:
             service = self._services.get((name, check["ServiceID"]))
             if service is not None:
                 names.add(service["Service"])
-        self._group_checks(name, node)
+        self._group_checks(name, node, {c["ServiceID"] for c in touched})
 
-    def _group_checks(self, name: str, node: _Node) -> None:
-        """Sort a node's checks into node checks and each instance's checks, again."""
-        self._ungroup(name, node)
-        for check in sorted(node.checks.values(), key=lambda c: str(c["CheckID"])):
-            sid = check["ServiceID"]
-            if sid:
-                self._service_checks.setdefault((name, sid), []).append(check)
-                node.grouped.add(sid)
+    def _group_checks(self, name: str, node: _Node, owners: set[str]) -> None:
+        """List the checks of ``owners`` again, sorted by ID: the node's own checks (owner
+        "") or an instance's (its service ID); the other lists stay as they are."""
+        lists: dict[str, list[dict[str, Any]]] = {owner: [] for owner in owners}
+        for check in node.checks.values():
+            listed = lists.get(check["ServiceID"])
+            if listed is not None:
+                listed.append(check)
+        for owner, checks in lists.items():
+            checks.sort(key=_check_id)
+            if not owner:
+                node.node_checks = checks
+            elif checks:
+                self._service_checks[(name, owner)] = checks
+                node.grouped.add(owner)
             else:
-                node.node_checks.append(check)
+                self._service_checks.pop((name, owner), None)
+                node.grouped.discard(owner)
 
     def _ungroup(self, name: str, node: _Node) -> None:
         node.node_checks = []
@@ -308,6 +316,10 @@ class UICatalog:
 def _summary(items: Sequence[Mark]) -> tuple[int, int]:
     """(count, highest ModifyIndex) of a node's instances or checks."""
     return len(items), max(map(_MODIFY_INDEX, items), default=0)
+
+
+def _check_id(check: dict[str, Any]) -> str:
+    return str(check["CheckID"])
 
 
 def _tag_list(service: dict[str, Any]) -> list[Any]:
