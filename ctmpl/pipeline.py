@@ -19,7 +19,15 @@ from ctmpl.brain import Brain
 from ctmpl.check import check_staged, install_checked, rollback
 from ctmpl.commands import Command, run_commands
 from ctmpl.errors import CheckFailed, CtmplError, ProxyError
-from ctmpl.install import InstallOptions, backup_path, install, read_current, undo_backup
+from ctmpl.install import (
+    InstallOptions,
+    Unread,
+    backup_path,
+    install,
+    read_current,
+    read_small,
+    undo_backup,
+)
 from ctmpl.proxy.base import ProxyController
 from ctmpl.render import TemplateState
 from ctmpl.rollback import rollback_env
@@ -177,25 +185,21 @@ class Pipeline:
         result = PassResult()
         previous: dict[Path, bytes | None] = {}
         pending: list[tuple[TemplateState, bytes, bytes | None]] = []
-        loop = asyncio.get_running_loop()
         for state in states:
             if not state.dirty or state.awaiting(self.brain):
                 continue
-            # The live file is read in a thread while the template renders (the read
-            # releases the interpreter lock): its bytes are there when the render ends.
-            live = loop.run_in_executor(None, read_current, state.destination)
             try:
                 content = state.render(self.catalog, self.brain, now)
             except CtmplError as exc:
-                live.cancel()
                 log.error("%s; the last good file stays live", exc)
                 _failed(state, exc)
                 result.errors.append(exc)
                 continue
             if content is None:
-                live.cancel()
                 continue
-            current = await live
+            current = read_small(state.destination)
+            if isinstance(current, Unread):
+                current = await asyncio.to_thread(read_current, state.destination)
             if not self.admitted(state, content, current, now):
                 continue
             previous[state.destination] = current

@@ -11,7 +11,7 @@ import pytest
 
 from ctmpl import install as install_mod
 from ctmpl.errors import InstallError
-from ctmpl.install import InstallOptions, backup, install
+from ctmpl.install import InstallOptions, Unread, backup, install, read_small
 
 
 def mode(path: Path) -> int:
@@ -201,3 +201,18 @@ def test_in_place_write_failing_half_way_puts_the_given_live_bytes_back(
         install(dest, b"new content!\n", current=b"old content\n")
     assert dest.read_bytes() == b"old content\n"
     assert leftovers(tmp_path) == []
+
+
+def test_read_small_reads_regular_files_at_once_and_leaves_the_rest_to_a_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "a.conf"
+    assert read_small(dest) is None
+    dest.write_bytes(b"live\n")
+    assert read_small(dest) == b"live\n"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert isinstance(read_small(fifo), Unread)  # not opened for a writer to come
+    assert isinstance(read_small(tmp_path), Unread)
+    monkeypatch.setattr(install_mod, "_READ_AT_ONCE", 4)
+    assert isinstance(read_small(dest), Unread)
