@@ -64,6 +64,7 @@ class Calls:
     keys: frozenset[str]  # their queries' keys
     queries: dict[str, Query]  # by key (not changed after it is built)
     instances: int  # what the counted calls returned, in all
+    counted: bool  # one of them was a service() call
 
 
 @dataclass
@@ -84,7 +85,8 @@ class Recording:
         for use in uses:
             if use.counted:
                 instances += len(use.value)  # type: ignore[arg-type]
-        return Calls(uses, frozenset(queries), queries, instances)
+        return Calls(uses, frozenset(queries), queries, instances,
+                     any(u.counted for u in uses))
 
 
 class QueryMemo:
@@ -160,16 +162,19 @@ class DataFunctions:
             return None
         return self._brain.changed_since(version)
 
-    def replay(self, calls: Calls) -> None:
-        """Record calls again whose results are known to be unchanged (a reused block)."""
-        deps = self.deps
-        deps.queries.update(calls.queries)
-        if calls.instances:
-            deps.instances += calls.instances
-        if not deps.uses_instances and any(u.counted for u in calls.uses):
-            deps.uses_instances = True
-        for recording in self.recordings:
-            recording.uses.extend(calls.uses)
+    def replay(self, *kept: Calls) -> None:
+        """Record calls again whose results are known to be unchanged (reused blocks)."""
+        deps, recordings = self.deps, self.recordings
+        update = deps.queries.update
+        instances, counted = 0, False
+        for calls in kept:
+            update(calls.queries)
+            instances += calls.instances
+            counted = counted or calls.counted
+            for recording in recordings:
+                recording.uses.extend(calls.uses)
+        deps.instances += instances
+        deps.uses_instances = deps.uses_instances or counted
 
     def volatile(self) -> None:
         """The blocks rendering now read something untracked: they must not be reused."""

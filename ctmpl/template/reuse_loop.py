@@ -24,6 +24,7 @@ order) and, as in every reused block, must only produce text.
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -142,39 +143,50 @@ class LoopPlan:
     # -- helpers -------------------------------------------------------------------------
 
     def _plan(self) -> None:
+        """Which accepted items must run; the kept pieces of the others are replayed."""
         accepted = self._accepted
-        self._pieces = [""] * len(accepted)
-        self._kept = [None] * len(accepted)
         prev, session = self._prev, self._session
         if prev is None or session is None:
+            self._pieces, self._kept = [""] * len(accepted), [None] * len(accepted)
             self._todo = list(range(len(accepted)))
             return
+        if len(prev.accepted) == len(accepted) and all(map(operator.is_, prev.accepted,
+                                                           accepted)):
+            pieces: list[Piece | None] = list(prev.pieces)  # the same items, in order
+        else:
+            pieces = self._match(prev)
+        # Only a piece that made a call whose query changed is compared (``Session.dirty``;
+        # None: not known, compare them all).
+        dirty, unchanged = session.dirty, session.unchanged
+        if dirty is None:
+            todo = [i for i, p in enumerate(pieces) if p is None or not unchanged(p.calls)]
+        else:
+            todo = [i for i, p in enumerate(pieces) if p is None or (
+                not p.calls.keys.isdisjoint(dirty) and not unchanged(p.calls))]
+        for index in todo:
+            pieces[index] = None
+        kept = [p for p in pieces if p is not None]
+        session.data.replay(*(p.calls for p in kept))
+        session.stats.reused += len(kept)
+        self._kept, self._todo = pieces, todo
+        self._pieces = [p.output if p is not None else "" for p in pieces]
+
+    def _match(self, prev: LoopEntry) -> list[Piece | None]:
+        """The kept piece of each accepted item, by position or else by value."""
         old, pieces = prev.accepted, prev.pieces
         by_item: dict[Any, Piece | None] | None = None
-        unchanged, replay, dirty = session.unchanged, session.data.replay, session.dirty
-        outputs, kept, todo = self._pieces, self._kept, self._todo
-        for index, item in enumerate(accepted):
-            piece: Piece | None = None
+        found: list[Piece | None] = []
+        for index, item in enumerate(self._accepted):
             if index < len(old) and (old[index] is item or same(old[index], item)):
-                piece = pieces[index]
-            else:
-                if by_item is None:
-                    by_item = _index(old, pieces)
-                try:
-                    piece = by_item.get(item)
-                except TypeError:  # an unhashable item
-                    piece = None
-            if piece is None:
-                todo.append(index)
+                found.append(pieces[index])
                 continue
-            calls = piece.calls
-            if (dirty is not None and calls.keys.isdisjoint(dirty)) or unchanged(calls):
-                replay(calls)
-                outputs[index] = piece.output
-                kept[index] = piece
-            else:
-                todo.append(index)
-        session.stats.reused += len(accepted) - len(todo)
+            if by_item is None:
+                by_item = _index(old, pieces)
+            try:
+                found.append(by_item.get(item))
+            except TypeError:  # an unhashable item
+                found.append(None)
+        return found
 
     def _clean(self, calls: Calls) -> bool:
         assert self._session is not None
