@@ -294,6 +294,21 @@ def test_token_file_unreadable(tmp_path: Path) -> None:
         load(["-config", conf])
 
 
+def test_header_values_with_control_characters_are_refused(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("sekrit\nX-Injected: 1\n")  # a trailing newline alone is stripped
+    with pytest.raises(ConfigError, match=r"consul.token: contains a control character") as info:
+        load(["-consul-token-file", str(token)])
+    assert "sekrit" not in str(info.value)
+    conf = write(tmp_path / "a.hcl", 'consul {\n  auth {\n    username = "a\\rb"\n  }\n}\n')
+    with pytest.raises(ConfigError, match=r"consul.auth.username: contains a control"):
+        load(["-config", conf])
+    conf = write(tmp_path / "b.hcl", 'consul {\n  auth {\n    username = "u"\n'
+                                     '    password = "\u20ac"\n  }\n}\n')
+    with pytest.raises(ConfigError, match=r"consul.auth.password: basic auth takes Latin-1"):
+        load(["-config", conf])
+
+
 def test_consul_token_never_in_config_errors(src: Path) -> None:
     conf = write(src / "a.hcl", 'consul {\n  token = "sekrit-tok"\n  tokn = "x"\n}\n')
     with pytest.raises(ConfigError) as info:

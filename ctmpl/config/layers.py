@@ -255,15 +255,32 @@ def _consul(raw: Mapping[str, Any]) -> ConsulConfig:
         token = read_secret_file("consul.token_file", raw["token_file"])
     auth = raw.get("auth", {})
     enabled = as_bool("consul.auth.enabled", auth.get("enabled", bool(auth.get("username"))))
+    username = auth.get("username", "") if enabled else ""
+    password = auth.get("password", "") if enabled else ""
+    _header_safe("consul.token", token)
+    _header_safe("consul.auth.username", username, latin1=True)
+    _header_safe("consul.auth.password", password, latin1=True)
     return ConsulConfig(
         address=raw.get("address", "127.0.0.1:8500"),
         token=token,
-        auth_username=auth.get("username", "") if enabled else "",
-        auth_password=auth.get("password", "") if enabled else "",
+        auth_username=username,
+        auth_password=password,
         ssl=_tls(raw.get("ssl", {})),
         retry=_retry("consul.retry", raw.get("retry", {})),
         max_connections=_connections(raw.get("max_connections", 5)),
     )
+
+
+def _header_safe(what: str, value: str, latin1: bool = False) -> None:
+    """A value sent in an HTTP header: no control character (a newline would end the
+    header), and for basic auth only characters its Latin-1 encoding has."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ConfigError(f"{what}: contains a control character (a newline?)")
+    if latin1:
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{what}: basic auth takes Latin-1 characters only") from None
 
 
 def _connections(value: int) -> int:
