@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import http.client
 import os
 import signal
@@ -10,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import msgspec
 import pytest
 
 from ctmpl.errors import CheckFailed, ProxyError
@@ -44,7 +44,7 @@ def test_start_check_failure_names_file_and_line(haproxy_env: HaproxyEnv) -> Non
 
 
 def test_missing_binary(haproxy_env: HaproxyEnv) -> None:
-    ctl = HaproxyController(dataclasses.replace(haproxy_env.cfg, binary="/nonexistent/haproxy"))
+    ctl = HaproxyController(msgspec.structs.replace(haproxy_env.cfg, binary="/nonexistent/haproxy"))
     with pytest.raises(ProxyError, match="cannot run '/nonexistent/haproxy'"):
         ctl.apply()
 
@@ -151,7 +151,7 @@ def test_start_creates_the_stats_socket_directory(
     gone = haproxy_env.root / "gone" / "admin.sock"
     haproxy_env.base.write_text(haproxy_env.base.read_text().replace(
         str(haproxy_env.admin_socket), str(gone)))
-    haproxy_env.cfg = dataclasses.replace(haproxy_env.cfg, admin_socket=str(gone))
+    haproxy_env.cfg = msgspec.structs.replace(haproxy_env.cfg, admin_socket=str(gone))
     started(haproxy_env, make_backend, "a")
     assert gone.is_socket()
 
@@ -205,7 +205,7 @@ def test_reconcile_starts_then_trusts_only_provably_current_workers(
 
 def test_runtime_api_through_the_master_cli_without_admin_socket(
         haproxy_env: HaproxyEnv, make_backend: MakeBackend) -> None:
-    haproxy_env.cfg = dataclasses.replace(haproxy_env.cfg, admin_socket="")
+    haproxy_env.cfg = msgspec.structs.replace(haproxy_env.cfg, admin_socket="")
     ctl, b = started(haproxy_env, make_backend, "a")
     c = make_backend("c")
     first = table(haproxy_env)

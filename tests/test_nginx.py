@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -10,6 +9,7 @@ import socket
 import subprocess
 from collections.abc import Callable
 
+import msgspec
 import psutil
 import pytest
 
@@ -54,7 +54,7 @@ def test_check_staged_path(nginx_env: NginxEnv) -> None:
 
 
 def test_missing_binary_is_a_proxy_error(nginx_env: NginxEnv) -> None:
-    cfg = dataclasses.replace(nginx_env.cfg, binary="/nonexistent/nginx")
+    cfg = msgspec.structs.replace(nginx_env.cfg, binary="/nonexistent/nginx")
     ctl = NginxController(cfg)
     with pytest.raises(ProxyError, match="cannot run '/nonexistent/nginx'"):
         ctl.test()
@@ -246,7 +246,7 @@ def test_start_failure_reports_error_line(nginx_env: NginxEnv) -> None:
 
 
 def test_foreground_nginx_is_started_and_reaped(nginx_env: NginxEnv) -> None:
-    cfg = dataclasses.replace(nginx_env.cfg, globals="daemon off;")
+    cfg = msgspec.structs.replace(nginx_env.cfg, globals="daemon off;")
     nginx_env.config.write_text(nginx_env.main_conf().replace("daemon on;\n", ""))
     ctl = NginxController(cfg)
     ctl.start()
@@ -318,7 +318,7 @@ def test_reload_reports_master_that_does_not_reload(nginx_env: NginxEnv,
         wait_until(lambda: psutil.Process(proc.pid).cmdline()[:1] == ["nginx: master process"],
                    what="fake master")
         nginx_env.pid_file.write_text(f"{proc.pid}\n")
-        ctl = NginxController(dataclasses.replace(nginx_env.cfg, reload_timeout=0.5))
+        ctl = NginxController(msgspec.structs.replace(nginx_env.cfg, reload_timeout=0.5))
         master = ctl.master()
         assert master is not None
         expected = "did not take effect within 0.5s" if ignore_hup else "exited during reload"

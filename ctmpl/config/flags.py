@@ -10,8 +10,9 @@ import argparse
 import logging
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, NoReturn
+
+import msgspec
 
 from ctmpl import __version__
 from ctmpl.config.compat import IGNORED_FLAGS, warning
@@ -24,8 +25,7 @@ log = logging.getLogger(__name__)
 Kind = Literal["value", "bool", "template", "config", "var", "auth", "token", "list"]
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(msgspec.Struct, frozen=True):
     """One flag: its name, the config path it sets, how it parses, and its help."""
 
     name: str
@@ -201,8 +201,7 @@ def build_parser(
     return parser
 
 
-@dataclass(frozen=True)
-class FlagLayer:
+class FlagLayer(msgspec.Struct, frozen=True):
     """What the flags say: config paths to read, and a checked layer to apply last."""
 
     config_paths: tuple[str, ...]

@@ -46,7 +46,7 @@ def zk_config(raw: Mapping[str, Any]) -> ZkConfig:
     """The finalized ``zk`` settings; ConfigError naming the key that is wrong."""
     fields = dict(raw)
     fields["prefix"] = zk_path("zk.prefix", fields.get("prefix", "/"))
-    hosts = tuple(fields.get("hosts", ZkConfig.hosts))
+    hosts = tuple(fields.get("hosts", ZkConfig().hosts))
     if not hosts:
         raise ConfigError("zk.hosts: at least one host:port is required")
     fields["hosts"] = tuple(_host("zk.hosts", h) for h in hosts)
