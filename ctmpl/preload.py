@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from ctmpl.config.model import CatalogConfig
 
 MODULES: dict[str, tuple[str, ...]] = {"consul": ("aiohttp",)}
+_put_off: dict[str, threading.Event] = {}  # module name -> set once imported
 
 
 def preload(catalog: CatalogConfig) -> threading.Thread | None:
@@ -43,6 +44,13 @@ def preload(catalog: CatalogConfig) -> threading.Thread | None:
     thread = threading.Thread(target=load, name="ctmpl-preload", daemon=True)
     thread.start()
     return thread
+
+
+def put_off(name: str) -> bool:
+    """True while the import of ``name`` waits for the first complete render: use what
+    needs no ``name`` meanwhile."""
+    done = _put_off.get(name)
+    return done is not None and not done.is_set()
 
 
 @contextlib.contextmanager

@@ -8,7 +8,13 @@ needs response headers the client does not expose (``X-Consul-LastContact`` for 
 Every failure becomes a ``SourceError`` that starts with the query's key and names the agent's
 ``host:port``, never a URL or a credential; an error status is an ``HTTPStatusError`` carrying
 the status. A ``429`` is a retryable SourceError like any other. The pool holds at most
-``max_connections`` connections: requests beyond it wait for a free one. The *connection
+``max_connections`` connections: requests beyond it wait for a free one.
+
+aiohttp is imported when first used. A daemon talking plain http to its agent puts that
+import off until its first complete render (``ctmpl.preload``); meanwhile its GET requests
+go through ``ctmpl.sources.consul_plain`` (one connection per request, at most
+``max_connections`` at once, answers never compressed), with the same answers and error
+messages. The *connection
 generation* (``connection_generation``) moves with every transport failure: requests of a
 later generation may reach an agent that restarted meanwhile, for callers that must act on
 that.
@@ -22,23 +28,27 @@ Any other agent is asked for gzip, which saves the network more than it costs.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
 import logging
 import ssl
-from collections.abc import Callable
-from typing import Any, TypeVar
-from urllib.parse import quote
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
-import aiohttp
 import msgspec
-from yarl import URL
 
-from ctmpl import telemetry
+from ctmpl import preload, telemetry
 from ctmpl.config.model import TLS, ConsulConfig
 from ctmpl.errors import ConfigError, SourceError
 from ctmpl.logs import TRACE
+from ctmpl.sources import consul_plain
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -156,12 +166,10 @@ class AgentHTTP:
         self._headers = {"X-Consul-Token": consul.token} if consul.token else {}
         if is_loopback(self.hostport):
             self._headers["Accept-Encoding"] = "identity"
-        self._auth = (
-            aiohttp.BasicAuth(consul.auth_username, consul.auth_password)
-            if consul.auth_username
-            else None
-        )
+        self._login = (consul.auth_username, consul.auth_password)
+        self._auth: aiohttp.BasicAuth | None = None  # built with the session
         self._session: aiohttp.ClientSession | None = None
+        self._plain_slots = asyncio.Semaphore(max_connections)
         self.connection_generation = 0  # moves with every transport failure
 
     async def get(
@@ -175,6 +183,11 @@ class AgentHTTP:
         *, body: Any = None,
     ) -> Answer:
         """``method`` on ``path`` with an optional JSON ``body``; errors as for ``get``."""
+        if self._tls is None and method == "GET" and body is None and preload.put_off("aiohttp"):
+            return await self._plain_get(key, path, query, timeout)
+        import aiohttp
+        from yarl import URL
+
         session = self._open()
         url = URL(self._base + quote(path, safe="/"), encoded=True)
         log.log(TRACE, "%s: %s %s %s", key, method, url.path, query)
@@ -193,7 +206,7 @@ class AgentHTTP:
                 allow_redirects=False,
             ) as resp:
                 data = await resp.read()
-                return self._answer(key, resp, data)
+                return self._answer(key, resp.status, resp.reason, resp.headers, data)
         except SourceError:
             raise
         except TimeoutError:
@@ -203,27 +216,55 @@ class AgentHTTP:
             self.connection_generation += 1
             raise SourceError(f"{key}: {self._describe(exc)}") from None
 
+    async def _plain_get(
+        self, key: str, path: str, query: list[tuple[str, str]], timeout: float
+    ) -> Answer:
+        """``get`` without aiohttp (see the module docstring)."""
+        target = quote(path, safe="/") + (f"?{urlencode(query, quote_via=quote)}" if query else "")
+        log.log(TRACE, "%s: GET %s (plain)", key, target)
+        telemetry.consul_request()
+        headers = dict(self._headers)
+        if self._login[0]:
+            login = ":".join(self._login).encode("latin-1")
+            headers["Authorization"] = f"Basic {base64.b64encode(login).decode()}"
+        address = urlsplit(self._base)
+        try:
+            async with self._plain_slots:
+                got = await consul_plain.get(address.hostname or "", address.port or 8500,
+                                             target, headers, timeout)
+        except TimeoutError:
+            self.connection_generation += 1
+            raise SourceError(f"{key}: no answer within {timeout:g}s ({self.hostport})") from None
+        except consul_plain.AnswerCut as exc:
+            self.connection_generation += 1
+            raise SourceError(f"{key}: {exc} ({self.hostport})") from None
+        except OSError as exc:
+            self.connection_generation += 1
+            raise SourceError(f"{key}: {self._describe(exc)}") from None
+        return self._answer(key, got.status, got.reason, got.headers, got.body)
+
     async def aclose(self) -> None:
         """Close every connection."""
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    def _answer(self, key: str, resp: aiohttp.ClientResponse, data: bytes) -> Answer:
-        index = _int_header(resp, "X-Consul-Index")
-        contact = _int_header(resp, "X-Consul-LastContact") / 1000.0
-        if resp.status == 404 and key.startswith("kv."):
+    def _answer(self, key: str, status: int, reason: str | None, headers: Mapping[str, str],
+                data: bytes) -> Answer:
+        index = _int_header(headers, "X-Consul-Index")
+        contact = _int_header(headers, "X-Consul-LastContact") / 1000.0
+        if status == 404 and key.startswith("kv."):
             return Answer(None, index, contact)
-        if resp.status != 200:
+        if status != 200:
             text = data.decode("utf-8", errors="replace").strip().splitlines()
-            detail = text[0][:200] if text else resp.reason or ""
-            if resp.status == 403:
+            detail = text[0][:200] if text else reason or ""
+            if status == 403:
                 message = f"{key}: ACL denied (403: {detail})"
-            elif resp.status == 429:
+            elif status == 429:
                 message = f"{key}: 429 too many requests ({self.hostport})"
             else:
-                message = f"{key}: HTTP {resp.status}: {detail}"
-            raise HTTPStatusError(message, resp.status)
+                message = f"{key}: HTTP {status}: {detail}"
+            raise HTTPStatusError(message, status)
         return Answer(index=index, last_contact=contact, raw=data,
                       invalid=f"{key}: invalid JSON in the answer from {self.hostport}")
 
@@ -231,10 +272,12 @@ class AgentHTTP:
         """A one-line reason for a transport failure, without URLs or credentials."""
         where = f"({self.hostport})"
         cause = getattr(exc, "os_error", None) or exc.__cause__ or exc
-        if isinstance(exc, aiohttp.ClientSSLError) or isinstance(cause, ssl.SSLError):
+        aiohttp = _loaded_aiohttp()
+        if isinstance(cause, ssl.SSLError) or (
+                aiohttp is not None and isinstance(exc, aiohttp.ClientSSLError)):
             reason = getattr(cause, "reason", None) or getattr(cause, "strerror", None) or cause
             return f"TLS handshake failed: {reason} {where}"
-        if isinstance(exc, aiohttp.ServerDisconnectedError):
+        if aiohttp is not None and isinstance(exc, aiohttp.ServerDisconnectedError):
             return f"connection closed by the agent {where}"
         if isinstance(cause, ConnectionRefusedError):
             return f"connection refused {where}"
@@ -245,7 +288,10 @@ class AgentHTTP:
         return f"{type(exc).__name__}: {exc} {where}"
 
     def _open(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
+            self._auth = aiohttp.BasicAuth(*self._login) if self._login[0] else None
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
             self._session = aiohttp.ClientSession(connector=connector)
             # aiohttp sends a GET again, silently, when the agent closed the kept-alive
@@ -257,8 +303,13 @@ class AgentHTTP:
         return self._session
 
 
-def _int_header(resp: aiohttp.ClientResponse, name: str) -> int:
+def _loaded_aiohttp() -> Any:
+    """The aiohttp module when something imported it already, else None."""
+    return sys.modules.get("aiohttp")
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int:
     try:
-        return int(resp.headers.get(name, "0"))
+        return int(headers.get(name) or 0)
     except ValueError:
         return 0
