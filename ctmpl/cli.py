@@ -1,8 +1,8 @@
 """Command-line entry point: flags → layered config → runner → exit code.
 
 The runner (and with it the template engine, the proxy controllers, …) is imported once
-the configuration is known, so the catalog's heavy libraries can load meanwhile in the
-background (``ctmpl.preload``).
+the configuration is known, which also decides when the catalog's heavy libraries load: in
+the background at once, or after the first complete render (``ctmpl.preload``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ctmpl import gcpolicy, logs
+from ctmpl import gcpolicy, logs, preload
 from ctmpl.config.load import build_config
 from ctmpl.config.model import Config
 from ctmpl.errors import EXIT_INTERNAL, EXIT_USAGE, CtmplError, UsageError
 from ctmpl.lifecycle import SignalHandlers, pid_file
-from ctmpl.preload import preload
 from ctmpl.startup import announce
 
 log = logging.getLogger("ctmpl")
@@ -35,9 +34,12 @@ def load_config(argv: Sequence[str]) -> Config:
 async def _serve(config: Config, argv: Sequence[str]) -> int:
     from ctmpl.runner import Runner
 
-    # Collections paused for the start (``ctmpl.entry``) resume at the first complete
-    # render, or after START_LIMIT seconds without one.
-    asyncio.get_running_loop().call_later(gcpolicy.START_LIMIT, gcpolicy.resume)
+    # What the start pauses or puts off (collections: ``ctmpl.entry``; imports:
+    # ``ctmpl.preload``) resumes at the first complete render, or after START_LIMIT seconds
+    # without one.
+    loop = asyncio.get_running_loop()
+    loop.call_later(gcpolicy.START_LIMIT, gcpolicy.resume)
+    loop.call_later(gcpolicy.START_LIMIT, preload.after_first_render)
     runner = Runner(config, reload_config=lambda: load_config(argv))
     if not config.once:
         signals = SignalHandlers(runner)
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup()
     try:
         config = load_config(args)
-        preload(config.catalog)
+        preload.preload(config.catalog)
         logs.setup(config.log_level, config.log_format)
         announce(config)
         return asyncio.run(_serve(config, args))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ctmpl import logs, tasks, telemetry
+from ctmpl import logs, preload, tasks, telemetry
 from ctmpl.brain import Brain
 from ctmpl.config.model import Config
 from ctmpl.daemon_services import DaemonServices
@@ -218,6 +218,7 @@ class Runner:
         if all(s.complete_once for g in self.groups for s in g.states):
             if self.config.once:
                 return EXIT_OK
+            preload.after_first_render()  # what the start put off (once)
             self._starting = False
             await self._ensure_proxy()
         elif self.config.once and self._file_catalog() is not None:

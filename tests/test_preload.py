@@ -1,11 +1,12 @@
-"""What a daemon start loads: the catalog's HTTP library early, nothing it does not use.
+"""What a daemon start loads, and when: nothing it does not use, aiohttp off the start.
 
 A Consul daemon with a Jinja template and no proxy must not import the libraries of other
 features (Prometheus metrics without ``-status-addr``, YAML of the file catalog, the file
 watcher of ``file()``, the HAProxy and nginx controllers, the orphan reaper): each costs
-start-up time. The Consul
-client's aiohttp is imported in the background as soon as the configuration is known.
-Checked in a fresh interpreter, as ``python -m ctmpl`` starts.
+start-up time. The Consul client's aiohttp is imported after the first complete render when
+the agent is reached over plain http (the requests before it need no aiohttp), and in the
+background as soon as the configuration is known over https. Checked in a fresh
+interpreter, as ``python -m ctmpl`` starts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from ctmpl import preload as preload_module
 from ctmpl.config.model import ConsulConfig
 from ctmpl.sources.consul_http import AgentHTTP
+from tests.fixtures_consul import ConsulFixture
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,12 +58,16 @@ def _modules(tmp_path: Path, *flags: str) -> tuple[set[str], set[str]]:
 
 
 def test_consul_start_loads_only_what_it_uses(tmp_path: Path) -> None:
-    before, after = _modules(tmp_path, "-consul-addr", "127.0.0.1:1")
-    assert "aiohttp" not in before and "aiohttp" in after
-    unused = {"prometheus_client", "yaml", "watchdog", "ctmpl.proxy.haproxy",
-              "ctmpl.sources.file", "ctmpl.template.file_watch", "ctmpl.status_server",
-              "psutil", "ctypes"}
+    _, after = _modules(tmp_path, "-consul-addr", "127.0.0.1:1")
+    unused = {"aiohttp", "yarl", "prometheus_client", "yaml", "watchdog",
+              "ctmpl.proxy.haproxy", "ctmpl.sources.file", "ctmpl.template.file_watch",
+              "ctmpl.status_server", "psutil", "ctypes"}
     assert unused & after == set()
+
+
+def test_https_consul_preloads_aiohttp(tmp_path: Path) -> None:
+    before, after = _modules(tmp_path, "-consul-addr", "https://127.0.0.1:1")
+    assert "aiohttp" not in before and "aiohttp" in after
 
 
 def test_other_catalogs_do_not_preload_aiohttp(tmp_path: Path) -> None:
@@ -101,3 +107,38 @@ def test_https_consul_uses_its_own_context_with_the_system_certificates() -> Non
     assert isinstance(http._tls, ssl.SSLContext)
     assert http._tls.cert_store_stats() == ssl.create_default_context().cert_store_stats()
     assert http._tls.verify_mode == ssl.CERT_REQUIRED and http._tls.check_hostname
+
+
+DAEMON = """
+import asyncio, os, signal, sys
+from ctmpl import daemon_services, preload
+first_render = daemon_services.DaemonServices.first_render
+
+async def noted(self):
+    print("rendered with aiohttp:", "aiohttp" in sys.modules, flush=True)
+    await first_render(self)
+    while preload.put_off("aiohttp"):
+        await asyncio.sleep(0.05)
+    print("then aiohttp:", "aiohttp" in sys.modules, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+daemon_services.DaemonServices.first_render = noted
+from ctmpl.entry import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_plain_http_daemon_renders_before_importing_aiohttp(
+    consul: ConsulFixture, tmp_path: Path,
+) -> None:
+    consul.register("w1", "web", "10.0.0.1", 80)
+    template = tmp_path / "t.j2"
+    template.write_text("{% for i in service('web') %}{{ i.Address }}{% endfor %}\n")
+    out = tmp_path / "out"
+    args = ["-consul-addr", consul.addr, "-template", f"{template}:{out}"]
+    done = subprocess.run([sys.executable, "-c", DAEMON, *args], check=False, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[:2] == ["rendered with aiohttp: False",
+                                            "then aiohttp: True"], done.stderr
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == "10.0.0.1\n"
