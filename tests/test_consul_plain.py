@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from ctmpl import preload
+from ctmpl import model, preload
 from ctmpl.errors import SourceError
 from ctmpl.sources import consul_http
 from ctmpl.sources.consul_http import AgentHTTP
@@ -24,8 +24,10 @@ from tests.test_consul import make
 
 @pytest.fixture(autouse=True)
 def aiohttp_put_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Requests go through the plain client; one through aiohttp fails the test."""
+    """Requests go through the plain client; one through aiohttp fails the test. Warnings
+    logged once per process (``ctmpl.model.warn_once``) are logged again here."""
     monkeypatch.setitem(preload._put_off, "aiohttp", threading.Event())
+    monkeypatch.setattr(model, "_WARNED", set())
 
     def no_aiohttp(self: AgentHTTP) -> None:
         raise AssertionError("aiohttp used while its import is put off")

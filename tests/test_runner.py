@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
+
+import msgspec
 
 from ctmpl.config.model import CatalogConfig, Config, NginxConfig, TemplateConfig
 from ctmpl.runner import Runner
@@ -22,7 +23,7 @@ async def test_a_reload_keeps_the_nginx_controller_only_when_its_settings_are_un
         proxy="nginx",
         dry=True,  # nothing installed, nginx never touched: only the wiring is under test
     )
-    other = replace(base, nginx=NginxConfig(config=str(tmp_path / "other.conf")))
+    other = msgspec.structs.replace(base, nginx=NginxConfig(config=str(tmp_path / "other.conf")))
     configs = iter([base, other])
     run = Runner(base, reload_config=lambda: next(configs))
     task = asyncio.create_task(run.run())
