@@ -15,9 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 
 from ctmpl import model, preload
+from ctmpl.config.model import ConsulConfig
 from ctmpl.errors import SourceError
 from ctmpl.sources import consul_http
 from ctmpl.sources.consul_http import AgentHTTP
+from tests.consul_proxy import ConsulProxy
+from tests.daemon import poll_until
+from tests.fixtures_consul import ConsulFixture
 from tests.test_consul import *  # noqa: F403 (every test again, through the plain client)
 from tests.test_consul import make
 
@@ -32,9 +36,10 @@ def aiohttp_put_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def no_aiohttp(self: AgentHTTP) -> None:
         raise AssertionError("aiohttp used while its import is put off")
 
-    plain_tls = consul_http.AgentHTTP._open
+    aiohttp_session = consul_http.AgentHTTP._open
     monkeypatch.setattr(consul_http.AgentHTTP, "_open", lambda self: (
-        plain_tls(self) if self._tls is not None else no_aiohttp(self)))
+        aiohttp_session(self) if self._tls is not None or not preload.put_off("aiohttp")
+        else no_aiohttp(self)))
     yield
 
 
@@ -97,3 +102,29 @@ async def test_bad_answers_are_source_errors(
     with pytest.raises(SourceError) as err:
         _ = (await http.read("catalog.nodes", "/v1/catalog/nodes", ())).body
     assert str(err.value).startswith(error)
+
+
+async def test_requests_sent_before_aiohttp_keep_their_connection_slots(
+    consul: ConsulFixture,
+) -> None:
+    """A long-poll sent without aiohttp still holds a connection after aiohttp is loaded:
+    until it ends, aiohttp's requests share the max_connections slots with it."""
+    consul.put("app/x", "1")
+    proxy = ConsulProxy(consul.addr)
+    proxy.start()
+    try:
+        http = AgentHTTP(ConsulConfig(address=proxy.addr), 2)
+        index = (await http.get("kv", "/v1/kv/app/x", [], 10)).index
+        poll = asyncio.ensure_future(http.get(
+            "kv", "/v1/kv/app/x", [("index", str(index)), ("wait", "3s")], 10))
+        await poll_until(lambda: proxy.open_connections == 1)
+        preload._put_off["aiohttp"].set()  # loaded: later requests go through aiohttp
+        proxy.max_connections = 1
+        reads = [http.get("nodes", "/v1/catalog/nodes", [], 10) for _ in range(4)]
+        assert all(answer.index for answer in await asyncio.gather(*reads))
+        assert proxy.max_connections == 2
+        poll.cancel()
+        await asyncio.gather(poll, return_exceptions=True)
+        await http.aclose()
+    finally:
+        proxy.stop()

@@ -170,6 +170,7 @@ class AgentHTTP:
         self._auth: aiohttp.BasicAuth | None = None  # built with the session
         self._session: aiohttp.ClientSession | None = None
         self._plain_slots = asyncio.Semaphore(max_connections)
+        self._plain_in_flight = 0  # requests sent without aiohttp, not answered yet
         self.connection_generation = 0  # moves with every transport failure
 
     async def get(
@@ -192,6 +193,11 @@ class AgentHTTP:
         url = URL(self._base + quote(path, safe="/"), encoded=True)
         log.log(TRACE, "%s: %s %s %s", key, method, url.path, query)
         telemetry.consul_request()
+        # Requests sent before aiohttp was loaded may still hold connections (a long-poll):
+        # until they end, aiohttp's requests take the same max_connections slots.
+        shared = self._plain_in_flight > 0
+        if shared:
+            await self._plain_slots.acquire()
         try:
             async with session.request(
                 method,
@@ -215,6 +221,9 @@ class AgentHTTP:
         except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
             self.connection_generation += 1
             raise SourceError(f"{key}: {self._describe(exc)}") from None
+        finally:
+            if shared:
+                self._plain_slots.release()
 
     async def _plain_get(
         self, key: str, path: str, query: list[tuple[str, str]], timeout: float
@@ -228,6 +237,7 @@ class AgentHTTP:
             login = ":".join(self._login).encode("latin-1")
             headers["Authorization"] = f"Basic {base64.b64encode(login).decode()}"
         address = urlsplit(self._base)
+        self._plain_in_flight += 1
         try:
             async with self._plain_slots:
                 got = await consul_plain.get(address.hostname or "", address.port or 8500,
@@ -241,6 +251,8 @@ class AgentHTTP:
         except OSError as exc:
             self.connection_generation += 1
             raise SourceError(f"{key}: {self._describe(exc)}") from None
+        finally:
+            self._plain_in_flight -= 1
         return self._answer(key, got.status, got.reason, got.headers, got.body)
 
     async def aclose(self) -> None:
