@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import ssl
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -45,7 +46,8 @@ def preload(catalog: CatalogConfig) -> threading.Thread | None:
     consul = catalog.consul
     if not consul.ssl.enabled and not consul.address.strip().lower().startswith("https://"):
         for name in names:
-            _put_off.setdefault(name, threading.Event())
+            if name not in sys.modules:  # something imported it already: nothing to save
+                _put_off.setdefault(name, threading.Event())
         return None
     return _import_in_background(names)
 

@@ -18,8 +18,10 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from ctmpl import preload as preload_module
-from ctmpl.config.model import ConsulConfig
+from ctmpl.config.model import CatalogConfig, ConsulConfig
 from ctmpl.sources.consul_http import AgentHTTP
 from tests.fixtures_consul import ConsulFixture
 
@@ -142,3 +144,12 @@ def test_plain_http_daemon_renders_before_importing_aiohttp(
                                             "then aiohttp: True"], done.stderr
     assert done.returncode == 0, done.stderr
     assert out.read_text() == "10.0.0.1\n"
+
+
+def test_nothing_is_put_off_once_aiohttp_is_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a process that imported aiohttp already (this one: the Consul double), a plain
+    http configuration leaves the client on aiohttp."""
+    monkeypatch.setattr(preload_module, "_put_off", {})
+    assert "aiohttp" in sys.modules
+    assert preload_module.preload(CatalogConfig(kind="consul")) is None
+    assert not preload_module.put_off("aiohttp")
