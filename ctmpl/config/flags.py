@@ -114,7 +114,9 @@ FLAGS: tuple[Flag, ...] = (
          "Consul agent, host:port or https://host:port", "ADDR"),
     Flag("consul-token", "consul.token", "token",
          "ACL token (warns: visible in ps; prefer the file)", "TOKEN"),
-    Flag("consul-token-file", "consul.token_file", "value", "file holding the ACL token", "PATH"),
+    Flag("consul-token-file", "consul.token_file", "value",
+         "file holding the ACL token (stripped; a token, user name or password with a control "
+         "character is refused)", "PATH"),
     Flag("consul-auth", "consul.auth", "auth", "HTTP basic auth", "USER[:PASS]"),
     Flag("consul-ssl", "consul.ssl.enabled", "bool", "use HTTPS", ""),
     Flag("consul-ssl-verify", "consul.ssl.verify", "bool",
