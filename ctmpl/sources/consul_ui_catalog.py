@@ -142,6 +142,7 @@ class UICatalog:
         """Apply the nodes of ``body``, the nodes named ``kept`` staying as they are;
         (what changed, the names of the nodes in ``body``)."""
         names: set[str] = set()
+        moved: set[str] = set()  # names whose instances came, went or changed (not checks)
         nodes_changed = False
         seen: set[str] = set(kept)
         decoded: list[str] = []
@@ -153,21 +154,23 @@ class UICatalog:
                     raise TypeError("Node is not a string")
                 seen.add(name)
                 decoded.append(name)
-                nodes_changed |= self._update_node(name, head, raw, names, trusted)
+                nodes_changed |= self._update_node(name, head, raw, names, moved, trusted=trusted)
         except (TypeError, msgspec.ValidationError) as exc:
             raise SnapshotError(f"unexpected node entry ({type(exc).__name__}: {exc})") from None
         for gone in self._nodes.keys() - seen:
-            names.update(self._names_on(gone))
+            moved.update(self._names_on(gone))
             node = self._nodes.pop(gone)
             for sid in node.service_marks:
                 self._drop_service((gone, sid))
             self._ungroup(gone, node)
             nodes_changed = True
         self.index = index
-        return Diff(frozenset(names), self._retag(names), nodes_changed), decoded
+        names |= moved
+        # Only a name whose instances moved can have other tags, or come or go.
+        return Diff(frozenset(names), self._retag(moved), nodes_changed), decoded
 
     def _update_node(self, name: str, head: UINode, raw: msgspec.Raw, names: set[str],
-                     trusted: bool) -> bool:
+                     moved: set[str], *, trusted: bool) -> bool:
         """Apply one node of an answer (``head``: its first look, ``raw``: its bytes); True
         when the node itself changed."""
         fields = {k: getattr(head, k) for k in _NODE_FIELDS}
@@ -183,7 +186,7 @@ class UICatalog:
             services = answer.services(raw)
             marks = {s.ID: s.ModifyIndex for s in services}
             if not trusted or marks != node.service_marks:
-                self._update_services(name, node, services, marks, names, trusted=trusted)
+                self._update_services(name, node, services, marks, moved, trusted=trusted)
             node.service_summary = summary
         summary = _summary(head.Checks or ())
         if not trusted or summary != node.check_summary:
