@@ -39,7 +39,7 @@ async def test_the_next_request_waits_for_the_pass_the_answer_set_off() -> None:
 
     pending: list[asyncio.Task[None]] = []
     poll = Poll(agent, "catalog.feed(ui/nodes)", "/v1/internal/ui/nodes", (), retry=Retry(),
-                on_answer=on_answer, on_error=lambda error: False)
+                on_answer=on_answer, on_error=lambda error: False, hand_over=True)
     async with tasks.running(group):
         task = tasks.spawn(poll.run(), "poll")
         await poll_until(lambda: len(agent.asked) >= 3)

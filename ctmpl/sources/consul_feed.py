@@ -88,9 +88,9 @@ class Feed:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start(self, key: str, path: str, params: Params, on_answer: Callable[[Answer], None],
-               ) -> Poll:
+               *, hand_over: bool = False) -> Poll:
         poll = Poll(self._request, key, path, (*params, *self._stale), retry=self._retry,
-                    on_answer=on_answer, on_error=self._failed)
+                    on_answer=on_answer, on_error=self._failed, hand_over=hand_over)
         self._tasks.append(tasks.spawn(poll.run(), name=f"consul {key}"))
         return poll
 
@@ -144,7 +144,8 @@ class CatalogFeed(Feed):
         if mode == "classic":
             self._start_classic()
         else:
-            self._start("catalog.feed(ui/nodes)", UI_NODES, (), self._ui_answer)
+            # Its answers hold the data: the queries they wake send no request.
+            self._start("catalog.feed(ui/nodes)", UI_NODES, (), self._ui_answer, hand_over=True)
 
     # -- what queries read in ui mode ---------------------------------------------------
 

@@ -12,12 +12,15 @@ hands every answer to its owner. The rules, written once:
   DEBUG, the recovery at INFO; an unexpected exception (a bug) is logged with its traceback
   and retried the same way, so the loop never dies unnoticed;
 - an answer that comes back at once with an unchanged index is not asked again for 100 ms;
-- after an answer with a new index, the tasks it woke (the queries whose names changed, and
-  the runner they wake) run first, and the next request waits for the pass they set off,
-  up to 50 ms (``ctmpl.tasks.give_way``): the render and the file write do not wait for
-  the HTTP client to send it (about 0.5 ms of CPU at 1,000 services), nor share the
-  machine with the agent answering it. It is asked with the new index, so a change made
-  meanwhile is answered at once.
+- with ``hand_over`` (a poll whose answers carry the data itself, so that the queries it
+  wakes send no request), after an answer with a new index the tasks it woke (those
+  queries, and the runner they wake) run first, and the next request waits for the pass
+  they set off, up to 50 ms (``ctmpl.tasks.give_way``): the render and the file write do
+  not wait for the HTTP client to send it (about 0.5 ms of CPU at 1,000 services), nor
+  share the machine with the agent answering it. It is asked with the new index, so a
+  change made meanwhile is answered at once. Without it, the poll asks again at once: the
+  reads its answer sets off queue for the same few connections, and a long-poll queued
+  behind a hundred of them was measured to stall the feed for seconds on a loaded machine.
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ class Poll:
         retry: Retry,
         on_answer: Callable[[Answer], None],
         on_error: Callable[[SourceError], bool],
+        hand_over: bool = False,
     ) -> None:
         self.key = key
+        self._hand_over = hand_over  # see the module docstring
         self._request = request
         self._path = path
         self._params = params
@@ -83,7 +88,7 @@ class Poll:
             self.index = next_index(asked, index)
             if index == asked and loop.time() - started < _MIN_GAP / 10:
                 await asyncio.sleep(_MIN_GAP)
-            elif index != asked:
+            elif index != asked and self._hand_over:
                 for _ in range(_HAND_OVER):
                     await asyncio.sleep(0)
                 await tasks.give_way(_GIVE_WAY)
