@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from ctmpl import tasks
 from ctmpl.config.model import Retry
+from ctmpl.sources import consul_poll
 from ctmpl.sources.consul_http import Answer
 from ctmpl.sources.consul_poll import Params, Poll
 from tests.daemon import poll_until
@@ -47,3 +50,21 @@ async def test_the_next_request_waits_for_the_pass_the_answer_set_off() -> None:
         await asyncio.gather(task, *pending, return_exceptions=True)
     assert passes == ["pass after 1 request(s)", "pass after 2 request(s)"]
     assert agent.asked == [0, 10, 20]  # each asked with the last answer's index
+
+
+async def test_a_poll_whose_answers_set_off_reads_asks_again_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fallback's polls: the reads their answers set off share the connections, and
+    the next long-poll must not queue behind them."""
+    monkeypatch.setattr(consul_poll, "_GIVE_WAY", 3600.0)  # a poll that gave way would hang
+    agent, group = Agent(), tasks.TaskGroup()
+    poll = Poll(agent, "catalog.feed(services)", "/v1/catalog/services", (), retry=Retry(),
+                on_answer=lambda answer: None, on_error=lambda error: False)
+    async with tasks.running(group):
+        with group.busy():  # a pass that never ends here
+            task = tasks.spawn(poll.run(), "poll")
+            await poll_until(lambda: len(agent.asked) >= 3, timeout=5.0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert agent.asked == [0, 10, 20]
