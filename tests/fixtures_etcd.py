@@ -9,6 +9,7 @@ that talk to etcd's JSON gateway (so sync and async tests can both use them), an
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -88,6 +89,7 @@ class EtcdServer:
         self.endpoint = f"127.0.0.1:{self.client_port}"
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._started = False  # once started, restarts keep the ports
         self._scheme = "https" if tls else "http"
         self._context: ssl.SSLContext | None = None
         self._token = ""
@@ -101,7 +103,26 @@ class EtcdServer:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
-        """Start etcd (same ports and data dir every time) and wait until it is healthy."""
+        """Start etcd (same ports and data dir every time) and wait until it is healthy.
+
+        A free port can be taken between picking it and etcd binding it (another client's
+        ephemeral port): the first start then tries new ports, a restart cannot."""
+        for attempt in range(3):
+            try:
+                self._start()
+                self._started = True
+                return
+            except RuntimeError:
+                if self._started or attempt == 2 or "address already in use" not in \
+                        self._log_tail():
+                    raise
+            self.client_port, self.peer_port = free_port(), free_port()
+            self.endpoint = f"127.0.0.1:{self.client_port}"
+            shutil.rmtree(self.data_dir, ignore_errors=True)  # bootstrapped for the old ports
+            with contextlib.suppress(OSError):
+                self.log_path.unlink()
+
+    def _start(self) -> None:
         assert not self.running, "etcd is already running"
         client = f"{self._scheme}://{self.endpoint}"
         peer = f"http://127.0.0.1:{self.peer_port}"
