@@ -215,12 +215,8 @@ class AgentHTTP:
                 return self._answer(key, resp.status, resp.reason, resp.headers, data)
         except SourceError:
             raise
-        except TimeoutError:
-            self.connection_generation += 1
-            raise SourceError(f"{key}: no answer within {timeout:g}s ({self.hostport})") from None
-        except (aiohttp.ClientError, OSError, ssl.SSLError) as exc:
-            self.connection_generation += 1
-            raise SourceError(f"{key}: {self._describe(exc)}") from None
+        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError) as exc:
+            raise self._lost(key, exc, timeout) from None
         finally:
             if shared:
                 self._plain_slots.release()
@@ -242,15 +238,8 @@ class AgentHTTP:
             async with self._plain_slots:
                 got = await consul_plain.get(address.hostname or "", address.port or 8500,
                                              target, headers, timeout)
-        except TimeoutError:
-            self.connection_generation += 1
-            raise SourceError(f"{key}: no answer within {timeout:g}s ({self.hostport})") from None
-        except consul_plain.AnswerCut as exc:
-            self.connection_generation += 1
-            raise SourceError(f"{key}: {exc} ({self.hostport})") from None
-        except OSError as exc:
-            self.connection_generation += 1
-            raise SourceError(f"{key}: {self._describe(exc)}") from None
+        except (TimeoutError, OSError) as exc:  # AnswerCut is an OSError
+            raise self._lost(key, exc, timeout) from None
         finally:
             self._plain_in_flight -= 1
         return self._answer(key, got.status, got.reason, got.headers, got.body)
@@ -280,9 +269,19 @@ class AgentHTTP:
         return Answer(index=index, last_contact=contact, raw=data,
                       invalid=f"{key}: invalid JSON in the answer from {self.hostport}")
 
+    def _lost(self, key: str, exc: BaseException, timeout: float) -> SourceError:
+        """The SourceError of a transport failure (either client's); a new connection
+        generation begins."""
+        self.connection_generation += 1
+        if isinstance(exc, TimeoutError):
+            return SourceError(f"{key}: no answer within {timeout:g}s ({self.hostport})")
+        return SourceError(f"{key}: {self._describe(exc)}")
+
     def _describe(self, exc: BaseException) -> str:
         """A one-line reason for a transport failure, without URLs or credentials."""
         where = f"({self.hostport})"
+        if isinstance(exc, consul_plain.AnswerCut):
+            return f"{exc} {where}"
         cause = getattr(exc, "os_error", None) or exc.__cause__ or exc
         aiohttp = _loaded_aiohttp()
         if isinstance(cause, ssl.SSLError) or (
